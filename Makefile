@@ -1,0 +1,39 @@
+# greenlight developer entry points. `make run` and `make test` are the README's two commands.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test unit e2e lint control-plane simulate bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## run: bring greenlight up on its embedded defaults (local control plane, webhook, reconciler, demo Jobs)
+run: $(STAMP)
+	$(BIN)/greenlight demo
+
+## control-plane: build (or find cached) etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok, helm
+control-plane:
+	hack/build-control-plane.sh
+
+## test: lint, type-check, unit and end-to-end tests (builds the control plane on first use)
+test: $(STAMP) control-plane lint
+	GREENLIGHT_K8S_BIN=$$(hack/build-control-plane.sh 2>/dev/null) $(BIN)/pytest -q
+
+## unit: the fast tests only
+unit: $(STAMP)
+	$(BIN)/pytest -q -m 'not e2e'
+
+lint: $(STAMP)
+	$(BIN)/ruff check webhook tests
+	$(BIN)/ruff format --check webhook tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

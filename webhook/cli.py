@@ -1,0 +1,56 @@
+"""The ``greenlight`` command line: one sub-command per module in ``webhook.commands``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Protocol
+
+from webhook import __version__
+
+
+class Command(Protocol):
+    """What each ``webhook.commands.<name>`` module provides."""
+
+    def register(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+        """Add the sub-command's parser and set ``func`` to its entry point."""
+
+
+# Module names under webhook.commands, in the order `greenlight --help` lists them.
+COMMANDS: tuple[str, ...] = ("simulate",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="greenlight",
+        description="Carbon-aware admission for Kubernetes Jobs.",
+    )
+    parser.add_argument("--version", action="version", version=f"greenlight {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level (default: INFO)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module: Command = importlib.import_module(f"webhook.commands.{name}")  # type: ignore[assignment]
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "httpcore", "kubernetes", "urllib3", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    code: int = args.func(args)
+    return code

@@ -1,0 +1,1 @@
+"""Sub-commands of the greenlight CLI, one module each."""
