@@ -58,7 +58,9 @@ class StepSeries:
             raise SeriesError(f"{kind} time at point {bad}: {from_epoch(times[bad]).isoformat()}")
         if not np.all(np.isfinite(values)):
             bad = int(np.argmax(~np.isfinite(values)))
-            raise SeriesError(f"non-finite value at point {bad} ({from_epoch(times[bad]).isoformat()})")
+            raise SeriesError(
+                f"non-finite value at point {bad} ({from_epoch(times[bad]).isoformat()})"
+            )
         if self.end <= times[-1]:
             raise SeriesError("the series must end after its last point")
         edges = np.append(times, np.int64(self.end))

@@ -1,0 +1,199 @@
+"""Forecasts greenlight makes itself: from recorded history alone, and corrections of a
+provider's forecast by its most recent observed error.
+
+Both exploit the same fact about grid carbon intensity: it has a strong daily (and weaker
+weekly) shape, and deviations from that shape — and a provider forecast's errors — are strongly
+autocorrelated hour to hour (lag-1 about 0.8-0.9), so the latest observation says a lot about
+the next few hours and little about tomorrow.
+
+- ``history_forecast``: a recency-weighted hour-of-day profile, blended with an hour-of-week
+  profile where enough weeks exist, plus the latest observed deviation from that profile
+  decaying at the rate the history itself shows (its lag-1 autocorrelation).
+- ``correct_forecast``: the provider's forecast plus its latest observed error, decaying the
+  same way (the error's own autocorrelation, estimated from recent errors).
+- ``forecast_error_pct``: the recent relative error of a forecast, used by the planner to
+  require a predicted saving larger than the forecast's own uncertainty.
+
+All times are UTC epoch seconds; the forecasts are hourly ``StepSeries``. An "observed" step is
+one whose start is at or before ``now`` (what a provider's ``latest`` endpoint reports).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from webhook.series import FloatArray, IntArray, StepSeries
+
+HOUR_S = 3600
+DAY_HOURS = 24
+WEEK_HOURS = 168
+
+
+@dataclass(frozen=True)
+class HistoryForecastConfig:
+    """Tuning of the history-only forecaster (defaults measured in docs/benchmarks.md)."""
+
+    lookback_days: int = 28
+    """History used; older data carries almost no weight at the default half-lives."""
+    daily_half_life_days: float = 3.0
+    """Recency weighting of the hour-of-day profile: a day this old counts half."""
+    weekly_half_life_weeks: float = 2.0
+    """Recency weighting of the hour-of-week profile."""
+    weekly_blend: float = 0.3
+    """Weight of the hour-of-week profile once at least two weeks of history exist."""
+    min_anchor_decay: float = 0.0
+    max_anchor_decay: float = 0.98
+    """Bounds on the per-hour decay of the latest deviation (its lag-1 autocorrelation)."""
+
+
+def hourly_means(series: StepSeries, start: int, end: int) -> tuple[IntArray, FloatArray]:
+    """Hour-aligned steps in ``[start, end)`` and the series' mean over each (any resolution)."""
+    first = -(-max(start, series.start) // HOUR_S) * HOUR_S
+    last = min(end, series.end) // HOUR_S * HOUR_S
+    if last <= first:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    hours = np.arange(first, last, HOUR_S, dtype=np.int64)
+    return hours, series.integral(hours, hours + HOUR_S) / HOUR_S
+
+
+def _lag1(residuals: FloatArray) -> float:
+    if residuals.size < 3:
+        return 0.0
+    head, tail = residuals[:-1], residuals[1:]
+    denominator = float(np.sqrt(np.dot(head, head) * np.dot(tail, tail)))
+    return float(np.dot(head, tail) / denominator) if denominator > 0 else 0.0
+
+
+def _weighted_profile(
+    values: FloatArray, bins: IntArray, ages_h: FloatArray, half_life_h: float, size: int
+) -> tuple[FloatArray, FloatArray]:
+    weights = np.power(0.5, ages_h / half_life_h)
+    total = np.bincount(bins, weights=weights * values, minlength=size)
+    weight = np.bincount(bins, weights=weights, minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        profile: FloatArray = np.where(
+            weight > 0, total / np.where(weight > 0, weight, 1.0), np.nan
+        )
+    return profile, weight.astype(np.float64)
+
+
+def history_forecast(
+    history: StepSeries,
+    now: int,
+    horizon_s: int,
+    config: HistoryForecastConfig | None = None,
+) -> StepSeries:
+    """An hourly forecast for ``[hour of now, now + horizon_s)`` from observations up to ``now``.
+
+    The hour containing ``now`` is taken as observed when the history has it (a provider's
+    ``latest``). Raises ``ValueError`` when the history holds no whole hour before ``now``.
+    """
+    config = config or HistoryForecastConfig()
+    current_hour = now // HOUR_S * HOUR_S
+    hours, values = hourly_means(
+        history, current_hour - config.lookback_days * DAY_HOURS * HOUR_S, current_hour + HOUR_S
+    )
+    if hours.size == 0:
+        raise ValueError("no recorded history before now: cannot forecast from history")
+    last_hour = int(hours[-1])
+    index = hours // HOUR_S
+    ages_h = (last_hour - hours) / HOUR_S
+
+    daily, _ = _weighted_profile(
+        values, index % DAY_HOURS, ages_h, config.daily_half_life_days * DAY_HOURS, DAY_HOURS
+    )
+    daily = np.where(np.isnan(daily), float(np.mean(values)), daily)
+    weekly_weight = config.weekly_blend if hours.size >= 2 * WEEK_HOURS else 0.0
+    # Hour-of-week bins are counted from the epoch: any fixed origin works for a 168 h cycle.
+    weekly, _ = _weighted_profile(
+        values,
+        index % WEEK_HOURS,
+        ages_h,
+        config.weekly_half_life_weeks * WEEK_HOURS,
+        WEEK_HOURS,
+    )
+
+    def profile_at(hour_index: IntArray) -> FloatArray:
+        base = daily[hour_index % DAY_HOURS]
+        if weekly_weight == 0.0:
+            return base
+        week = weekly[hour_index % WEEK_HOURS]
+        return np.where(np.isnan(week), base, (1 - weekly_weight) * base + weekly_weight * week)
+
+    residuals = values - profile_at(index)
+    decay = float(
+        np.clip(
+            _lag1(residuals[-14 * DAY_HOURS :]), config.min_anchor_decay, config.max_anchor_decay
+        )
+    )
+    target_hours = np.arange(
+        last_hour + HOUR_S, max(now + horizon_s, last_hour + HOUR_S + 1), HOUR_S, dtype=np.int64
+    )
+    leads = (target_hours - last_hour) // HOUR_S
+    forecast = profile_at(target_hours // HOUR_S) + residuals[-1] * np.power(decay, leads)
+    times = np.concatenate(([last_hour], target_hours))
+    values_out = np.concatenate(([values[-1]], forecast))
+    return StepSeries(times, values_out, int(times[-1] + HOUR_S))
+
+
+@dataclass(frozen=True)
+class ForecastCorrection:
+    """How a provider forecast was corrected: the error it started from and its decay."""
+
+    series: StepSeries
+    latest_error_g_per_kwh: float
+    decay_per_hour: float
+    observed_until: int
+
+
+def correct_forecast(
+    forecast: StepSeries,
+    actuals: StepSeries,
+    now: int,
+    *,
+    lookback_h: int = 14 * DAY_HOURS,
+    default_decay: float = 0.85,
+    max_decay: float = 0.98,
+) -> ForecastCorrection:
+    """The forecast for hours after ``now``, shifted by its latest observed error decaying per
+    hour at the error's own lag-1 autocorrelation; observed hours carry the actual values.
+
+    Without an overlap of forecast and actuals the forecast is returned unchanged.
+    """
+    current_hour = now // HOUR_S * HOUR_S
+    start = current_hour - lookback_h * HOUR_S
+    hours, actual = hourly_means(actuals, start, current_hour + HOUR_S)
+    overlap = (hours >= forecast.start) & (hours + HOUR_S <= forecast.end)
+    hours, actual = hours[overlap], actual[overlap]
+    if hours.size == 0:
+        return ForecastCorrection(forecast, 0.0, 0.0, current_hour)
+    predicted = forecast.integral(hours, hours + HOUR_S) / HOUR_S
+    errors = actual - predicted
+    decay = _lag1(errors) if errors.size >= 24 else default_decay
+    decay = float(np.clip(decay, 0.0, max_decay))
+    last_hour = int(hours[-1])
+    future_hours, future = hourly_means(forecast, last_hour + HOUR_S, forecast.end)
+    leads = (future_hours - last_hour) // HOUR_S
+    corrected = future + errors[-1] * np.power(decay, leads)
+    times = np.concatenate((hours[-1:], future_hours))
+    values = np.concatenate((actual[-1:], corrected))
+    end = int(times[-1] + HOUR_S)
+    return ForecastCorrection(StepSeries(times, values, end), float(errors[-1]), decay, last_hour)
+
+
+def forecast_error_pct(
+    forecast: StepSeries, actuals: StepSeries, now: int, *, lookback_h: int = 7 * DAY_HOURS
+) -> float | None:
+    """Root-mean-square relative error (%) of ``forecast`` against the actuals over the last
+    ``lookback_h`` observed hours; ``None`` without enough overlap (fewer than 24 hours)."""
+    current_hour = now // HOUR_S * HOUR_S
+    hours, actual = hourly_means(actuals, current_hour - lookback_h * HOUR_S, current_hour)
+    overlap = (hours >= forecast.start) & (hours + HOUR_S <= forecast.end)
+    hours, actual = hours[overlap], actual[overlap]
+    if hours.size < 24:
+        return None
+    predicted = forecast.integral(hours, hours + HOUR_S) / HOUR_S
+    scale = np.maximum(np.abs(actual), 1.0)
+    return float(100.0 * np.sqrt(np.mean(((actual - predicted) / scale) ** 2)))
