@@ -35,21 +35,31 @@ build_module() {
     return
   fi
   log "$name $version: building $package (this can take many minutes on a small machine)"
-  local start=$SECONDS work
+  local start=$SECONDS work build_log
   work=$(mktemp -d)
-  trap 'rm -rf "$work"' RETURN
-  (
-    cd "$work"
-    go mod init greenlight.dev/build-"$name" >/dev/null 2>&1
+  build_log="$TOOLS_DIR/build-$name-$version.log"
+  # go's output (hundreds of "downloading" lines) goes to a log; its tail is shown on failure.
+  # (set -e does not apply inside an `if` condition, hence the explicit `|| exit 1`.)
+  if ! (
+    cd "$work" || exit 1
+    go mod init greenlight.dev/build-"$name" || exit 1
     if [[ -n $k8s_replaces ]]; then
-      printf '%s\n' "$k8s_replaces" >>go.mod
+      printf '%s\n' "$k8s_replaces" >>go.mod || exit 1
     fi
-    go get "$module@$version" >/dev/null || exit 1
-    mkdir -p "$(dirname "$out")"
+    go get "$module@$version" || exit 1
+    mkdir -p "$(dirname "$out")" || exit 1
     go build -trimpath -tags selinux,notest -ldflags "-s -w $ldflags" -o "$out.tmp" "$package" || exit 1
     mv "$out.tmp" "$out"
-  ) || die "building $name $version failed. Check that the Go module proxy is reachable (GOPROXY=$(go env GOPROXY)) and that Go $(go env GOVERSION) can build $module@$version."
-  log "$name $version: built in $((SECONDS - start)) s"
+  ) >"$build_log" 2>&1; then
+    rm -rf "$work"
+    tail -n 25 "$build_log" >&2
+    local hint=""
+    [[ $module == k8s.io/kubernetes ]] &&
+      hint=" If this Kubernetes minor does not compile with this Go, try the next minor (KUBERNETES_VERSION=v1.<minor+1>.<patch>)."
+    die "building $name $version failed (full log: $build_log). Check that the Go module proxy is reachable (GOPROXY=$(go env GOPROXY)) and that Go $(go env GOVERSION) can build $module@$version.$hint"
+  fi
+  rm -rf "$work"
+  log "$name $version: built in $((SECONDS - start)) s (log: $build_log)"
 }
 
 k8s_replace_block() {
