@@ -20,7 +20,7 @@ class Command(Protocol):
 
 
 # Module names under webhook.commands, in the order `greenlight --help` lists them.
-COMMANDS: tuple[str, ...] = ("simulate",)
+COMMANDS: tuple[str, ...] = ("simulate", "certs")
 
 
 def build_parser() -> argparse.ArgumentParser:
