@@ -1,0 +1,67 @@
+"""Validation of greenlight's annotations on Job CREATE and UPDATE (a pure function).
+
+Every problem is collected and reported in one message: each bad input key with its value and
+the accepted form, each unknown ``greenlight.dev/`` key, and each of greenlight's own output
+annotations that someone other than greenlight tried to change. Users keep control of
+``spec.suspend``: setting it to false releases a deferred Job early, and is never refused here.
+
+On UPDATE only keys whose value changes are checked, so an annotation that predates the webhook
+never blocks unrelated updates (the garbage collector's, for one). On CREATE, output keys are
+allowed: the mutating webhook has just written them in the same request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from webhook import annotations as keys
+from webhook.admission import AdmissionRequest, AdmissionResponse
+from webhook.ownership import job_annotations
+
+INVALID_CODE = 422
+
+
+def _changed(new: Mapping[str, Any], old: Mapping[str, Any]) -> set[str]:
+    return {k for k in new.keys() | old.keys() if new.get(k) != old.get(k)}
+
+
+def annotation_problems(request: AdmissionRequest, trusted_usernames: Collection[str]) -> list[str]:
+    """Every problem with the greenlight annotations of the Job in ``request``."""
+    new = job_annotations(request.object)
+    is_update = request.operation == "UPDATE"
+    old = job_annotations(request.old_object or {}) if is_update else {}
+    scope = _changed(new, old) if is_update else set(new)
+    trusted = request.username in trusted_usernames
+
+    problems = [str(error) for error in keys.parse_inputs(new).errors if error.key in scope]
+    if not trusted:
+        unknown = [k for k in keys.unknown_keys(new) if k in scope]
+        problems += [
+            f"{k}={new[k]!r}: not a greenlight annotation; inputs are {', '.join(keys.INPUT_KEYS)}"
+            for k in unknown
+        ]
+        if is_update:
+            problems += [
+                f"{k}: written by greenlight only (from {old.get(k)!r} to {new.get(k)!r}); "
+                "set spec.suspend to false to release a deferred Job early"
+                for k in sorted(scope)
+                if keys.is_output_key(k) and k not in unknown
+            ]
+    return problems
+
+
+def validate(request: AdmissionRequest, trusted_usernames: Collection[str]) -> AdmissionResponse:
+    """Allow, or deny with one message listing every problem."""
+    if not request.is_job or request.operation not in {"CREATE", "UPDATE"}:
+        return AdmissionResponse(uid=request.uid, allowed=True)
+    problems = annotation_problems(request, trusted_usernames)
+    if not problems:
+        return AdmissionResponse(uid=request.uid, allowed=True)
+    noun = "problem" if len(problems) == 1 else "problems"
+    return AdmissionResponse(
+        uid=request.uid,
+        allowed=False,
+        code=INVALID_CODE,
+        message=f"greenlight: {len(problems)} {noun} with annotations: " + "; ".join(problems),
+    )
