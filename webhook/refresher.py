@@ -1,0 +1,94 @@
+"""The background refresher: keeps the forecast of every zone in use warm, off the request path.
+
+Admission reads forecasts from memory only (``snapshot``). This task does the I/O: it refreshes
+each zone it knows at a fixed interval, and at once when admission meets a zone for the first
+time (``want``, a set insert and an event, cheap enough for the request path). Every error is
+logged and counted; the loop never dies of one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from webhook.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class Refreshable(Protocol):
+    """The I/O half of a forecast source."""
+
+    async def refresh(self, zone: str) -> None:
+        """Fetch and store the forecast of ``zone``."""
+
+    def age_s(self, zone: str, now: float) -> float | None:
+        """Age of the data held for ``zone`` (None when nothing is held)."""
+
+
+class Refresher:
+    """Refreshes every wanted zone every ``interval_s``; a new zone is refreshed at once."""
+
+    def __init__(
+        self,
+        source: Refreshable,
+        zones: Iterable[str],
+        *,
+        interval_s: float,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._source = source
+        self._zones: dict[str, None] = dict.fromkeys(zones)
+        self._fresh: set[str] = set()
+        self._interval_s = interval_s
+        self._metrics = metrics
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self.first_round = asyncio.Event()
+        """Set once every zone known at start has been tried (whatever the outcome)."""
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        return tuple(self._zones)
+
+    def want(self, zone: str) -> None:
+        """Keep ``zone`` warm from now on (called from the request path: no I/O)."""
+        if zone not in self._zones:
+            self._zones[zone] = None
+            self._wake.set()
+
+    async def refresh_once(self, zones: Iterable[str]) -> None:
+        for zone in zones:
+            try:
+                await self._source.refresh(zone)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # a background loop must survive any provider failure
+                self._metrics.provider_errors.labels(zone=zone).inc()
+                log.warning("forecast refresh failed for zone %s: %s", zone, e)
+            age = self._source.age_s(zone, self._clock())
+            if age is not None:
+                self._metrics.forecast_age.labels(zone=zone).set(age)
+            self._fresh.add(zone)
+
+    async def run(self) -> None:
+        """Refresh forever (cancel to stop)."""
+        next_full = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= next_full:
+                await self.refresh_once(list(self._zones))
+                next_full = now + self._interval_s
+                self.first_round.set()
+            else:
+                await self.refresh_once([z for z in list(self._zones) if z not in self._fresh])
+            self._wake.clear()
+            if any(zone not in self._fresh for zone in self._zones):
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=next_full - time.monotonic())
