@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from webhook.durations import parse_duration
+from webhook.energy import WORKLOADS
 
 PREFIX = "greenlight.dev/"
 
@@ -114,8 +115,6 @@ class Mode(StrEnum):
     DEFER = "defer"
     OBSERVE = "observe"
 
-
-WORKLOADS: tuple[str, ...] = ("training", "batch-inference", "online-inference", "rendering", "cpu")
 
 _ZONE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _GPU_MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+-]{0,127}$")

@@ -2,8 +2,13 @@
 of the sections each module declares. Built in ``main()``/``create_app()`` and injected; never
 created at import time.
 
-Examples: ``GREENLIGHT_WEBHOOK__MAX_DELAY=12h``, ``GREENLIGHT_WEBHOOK__MODE=observe``,
-``GREENLIGHT_PLANNER__MIN_SAVING_PCT=10``, ``GREENLIGHT_SERVER__PORT=9443``.
+Examples: ``GREENLIGHT_WEBHOOK__MAX_DELAY_S=12h``, ``GREENLIGHT_WEBHOOK__MODE=observe``,
+``GREENLIGHT_PLANNER__MIN_SAVING_PCT=10``, ``GREENLIGHT_SERVER__PORT=9443``,
+``GREENLIGHT_ENERGY__PUE=1.2``. The provider section keeps the provider
+layer's own documented names (``GREENLIGHT_PROVIDER=electricitymaps``,
+``GREENLIGHT_ELECTRICITYMAPS_API_KEY``...): :func:`load_settings` reads it that way. The global
+default workload and GPU model are ``energy.default_workload``/``energy.default_gpu_model``;
+the default minimum saving is ``planner.min_saving_pct``.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from webhook.annotations import WORKLOADS, Mode
+from webhook.annotations import Mode
+from webhook.cost import CostSettings
 from webhook.durations import parse_duration
+from webhook.energy import EnergySettings
 from webhook.planner import PlannerSettings
+from webhook.providers.settings import ProviderSettings, load_provider_settings
 
 
 def _seconds(value: Any) -> Any:
@@ -75,10 +83,6 @@ class WebhookSettings(BaseModel):
         gt=0,
         description="Default greenlight.dev/expected-duration when a Job names none.",
     )
-    workload: str = Field(
-        default="batch-inference",
-        description="Default greenlight.dev/workload, one of " + ", ".join(WORKLOADS) + ".",
-    )
     zone: str = Field(default="DE", description="Default greenlight.dev/zone (grid zone).")
     mode: Mode = Field(
         default=Mode.DEFER,
@@ -109,11 +113,6 @@ class WebhookSettings(BaseModel):
         gt=0,
         description="How often the background refresher renews the forecast of each zone in use.",
     )
-    forecast_horizon_s: Seconds = Field(
-        default=72 * 3600,
-        gt=0,
-        description="How far ahead forecasts are requested.",
-    )
 
 
 class Settings(BaseSettings):
@@ -126,3 +125,11 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     planner: PlannerSettings = Field(default_factory=PlannerSettings)
+    energy: EnergySettings = Field(default_factory=EnergySettings)
+    cost: CostSettings = Field(default_factory=CostSettings)
+    providers: ProviderSettings = Field(default_factory=ProviderSettings)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; the provider section from its own variable names."""
+    return Settings().model_copy(update={"providers": load_provider_settings()})

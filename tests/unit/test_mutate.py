@@ -1,0 +1,292 @@
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from reviews import body, job, review
+
+from webhook import annotations as keys
+from webhook.admission import AdmissionRequest, apply_patch, decode_review
+from webhook.annotations import Inputs, Mode
+from webhook.energy import load_catalog
+from webhook.metrics import Metrics
+from webhook.mutate import Admission, MutationContext, judge
+from webhook.providers.source import ForecastResult
+from webhook.series import StepSeries, to_epoch
+from webhook.settings import Settings, WebhookSettings
+
+NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
+HOUR = 3600
+CLEAN_AT = NOW + timedelta(hours=6)
+
+
+def _dirty_then_clean() -> StepSeries:
+    """400 g/kWh now, 100 g/kWh from +6 h to +10 h, 400 after (48 h, hourly)."""
+    values = [400.0] * 48
+    for hour in range(7, 11):  # the series starts an hour before NOW
+        values[hour] = 100.0
+    return StepSeries.regular(to_epoch(NOW) - HOUR, HOUR, values)
+
+
+class FixedForecasts:
+    """Snapshots held in memory: one result for every zone (or none)."""
+
+    def __init__(
+        self, series: StepSeries | None, *, age_s: float = 300.0, provider: str = "replay"
+    ) -> None:
+        self.series = series
+        self.age_s = age_s
+        self.provider = provider
+        self.asked: list[str] = []
+
+    def snapshot(self, zone: str, now: float | None = None) -> ForecastResult:
+        self.asked.append(zone)
+        if self.series is None:
+            return ForecastResult(
+                zone, self.provider, "none", None, None, True, "no replay forecast fetched yet"
+            )
+        return ForecastResult(zone, self.provider, "provider", self.series, self.age_s, False, None)
+
+
+def _context(
+    forecasts: FixedForecasts | None = None,
+    namespace_defaults: dict[str, Inputs] | None = None,
+    settings: Settings | None = None,
+) -> MutationContext:
+    settings = settings or Settings()
+    defaults = namespace_defaults or {}
+    return MutationContext(
+        settings=settings,
+        catalog=load_catalog(settings.energy),
+        prices=None,
+        forecasts=forecasts or FixedForecasts(_dirty_then_clean()),
+        namespace_defaults=lambda ns: defaults.get(ns, Inputs()),
+    )
+
+
+def _request(obj: dict[str, Any] | None = None, **kwargs: Any) -> AdmissionRequest:
+    return decode_review(body(review(obj if obj is not None else job(), **kwargs)))
+
+
+def _stored(request: AdmissionRequest, context: MutationContext) -> dict[str, Any]:
+    """The Job as the apiserver would store it after greenlight's patch."""
+    response = judge(request, context, NOW).response
+    assert response.allowed
+    return apply_patch(request.object, response.patch)
+
+
+def test_a_job_is_deferred_to_the_cleanest_window_with_every_annotation() -> None:
+    stored = _stored(_request(job(annotations={keys.EXPECTED_DURATION: "1h"})), _context())
+    annotations = stored["metadata"]["annotations"]
+    assert stored["spec"]["suspend"] is True
+    assert annotations[keys.DECISION] == "deferred"
+    assert annotations[keys.REASON_CODE] == "window"
+    assert annotations[keys.RELEASE_AT] == "2025-06-02T18:00:00Z"
+    assert annotations[keys.RELEASE_BY] == "2025-06-03T12:00:00Z"
+    assert annotations[keys.ADMITTED_AT] == "2025-06-02T12:00:00Z"
+    assert annotations[keys.INTENSITY_NOW] == "400.0"
+    assert annotations[keys.INTENSITY_PLANNED] == "100.0"
+    assert annotations[keys.SAVINGS_PCT] == "75.0"
+    energy = float(annotations[keys.ENERGY_KWH])
+    assert energy > 0
+    assert float(annotations[keys.EMISSIONS_NOW_G]) == pytest.approx(400 * energy, rel=1e-3)
+    assert float(annotations[keys.SAVINGS_G]) == pytest.approx(300 * energy, rel=1e-3)
+    assert annotations[keys.PLANNED_ZONE] == "DE"
+    assert annotations[keys.PLANNED_DURATION_S] == "3600"
+    assert (annotations[keys.PROVIDER], annotations[keys.FORECAST_SOURCE]) == ("replay", "provider")
+    assert annotations[keys.FORECAST_AGE_S] == "300"
+    assert "deferred to 2025-06-02T18:00:00Z" in annotations[keys.REASON]
+
+
+def test_the_patch_adds_the_annotations_map_when_the_job_has_none() -> None:
+    request = _request(job(annotations=None))
+    response = judge(request, _context(), NOW).response
+    paths = {op["path"] for op in response.patch}
+    assert paths == {"/metadata/annotations", "/spec/suspend"}
+
+
+def test_existing_annotations_are_kept() -> None:
+    stored = _stored(_request(job(annotations={"team": "vision"})), _context())
+    assert stored["metadata"]["annotations"]["team"] == "vision"
+
+
+def test_resubmitting_the_output_yields_no_patch() -> None:
+    context = _context()
+    stored = _stored(_request(), context)
+    again = judge(_request(stored), context, NOW + timedelta(seconds=1))
+    assert not again.response.patch
+    assert again.decision is None
+
+
+def test_a_flat_forecast_runs_now_with_the_numbers_annotated() -> None:
+    flat = FixedForecasts(StepSeries.regular(to_epoch(NOW) - HOUR, HOUR, [300.0] * 48))
+    stored = _stored(_request(), _context(flat))
+    annotations = stored["metadata"]["annotations"]
+    assert "suspend" not in stored["spec"]
+    assert (annotations[keys.DECISION], annotations[keys.REASON_CODE]) == ("run-now", "best-now")
+    assert annotations[keys.INTENSITY_NOW] == "300.0"
+    assert keys.RELEASE_AT not in annotations
+
+
+@pytest.mark.parametrize(
+    ("annotations", "namespace_defaults"),
+    [
+        pytest.param({keys.MODE: "observe"}, {}, id="job-annotation"),
+        pytest.param({}, {"ml": Inputs(mode=keys.Mode.OBSERVE)}, id="namespace-default"),
+    ],
+)
+def test_observe_mode_annotates_the_decision_without_suspending(
+    annotations: dict[str, str], namespace_defaults: dict[str, Inputs]
+) -> None:
+    stored = _stored(_request(job(annotations=annotations)), _context(None, namespace_defaults))
+    result = stored["metadata"]["annotations"]
+    assert "suspend" not in stored["spec"]
+    assert result[keys.DECISION] == "observed"
+    assert result[keys.RELEASE_AT] == "2025-06-02T18:00:00Z"
+    assert "observe mode" in result[keys.REASON]
+
+
+def test_observe_mode_from_global_settings() -> None:
+    settings = Settings(webhook=WebhookSettings(mode=Mode.OBSERVE))
+    stored = _stored(_request(), _context(settings=settings))
+    assert stored["metadata"]["annotations"][keys.DECISION] == "observed"
+
+
+def test_a_job_annotation_wins_over_the_namespace_default() -> None:
+    context = _context(None, {"ml": Inputs(mode=keys.Mode.OBSERVE)})
+    stored = _stored(_request(job(annotations={keys.MODE: "defer"})), context)
+    assert stored["metadata"]["annotations"][keys.DECISION] == "deferred"
+
+
+@pytest.mark.parametrize(
+    ("obj", "code"),
+    [
+        pytest.param(job(annotations={keys.SKIP: "true"}), "skip-annotation", id="skip"),
+        pytest.param(job(annotations={"helm.sh/hook": "pre-upgrade"}), "helm-hook", id="helm"),
+        pytest.param(job(annotations={"argocd.argoproj.io/hook": "Sync"}), "argocd-hook", id="argo"),
+        pytest.param(job(labels={"kueue.x-k8s.io/queue-name": "q"}), "kueue", id="kueue"),
+        pytest.param(job(suspend=True), "user-suspended", id="user-suspended"),
+        pytest.param(job(owner_kind="CronJob"), "cronjob", id="cronjob-without-own-delay"),
+        pytest.param(job(annotations={keys.MAX_DELAY: "30s"}), "no-room", id="no-room"),
+        pytest.param(
+            job(annotations={keys.DEADLINE: "2025-06-02T12:30:00Z", keys.EXPECTED_DURATION: "1h"}),
+            "no-room",
+            id="deadline-passed-for-duration",
+        ),
+        pytest.param(job(annotations={keys.MODE: "loud"}), "invalid-annotations", id="invalid"),
+    ],
+)
+def test_jobs_that_must_not_wait_are_annotated_skipped_and_left_unsuspended(
+    obj: dict[str, Any], code: str
+) -> None:
+    request = _request(obj)
+    judgement = judge(request, _context(), NOW)
+    stored = apply_patch(request.object, judgement.response.patch)
+    annotations = stored["metadata"]["annotations"]
+    assert (annotations[keys.DECISION], annotations[keys.REASON_CODE]) == ("skipped", code)
+    assert stored["spec"].get("suspend") is obj["spec"].get("suspend")
+
+
+def test_a_cronjob_run_with_its_own_max_delay_waits_at_most_that_long() -> None:
+    obj = job(owner_kind="CronJob", annotations={keys.MAX_DELAY: "8h"})
+    stored = _stored(_request(obj), _context())
+    annotations = stored["metadata"]["annotations"]
+    assert annotations[keys.DECISION] == "deferred"
+    assert annotations[keys.RELEASE_BY] == "2025-06-02T20:00:00Z"
+
+
+def test_a_deadline_bounds_the_release_by_the_run_time() -> None:
+    obj = job(annotations={keys.DEADLINE: "2025-06-02T17:30:00Z", keys.EXPECTED_DURATION: "1h"})
+    stored = _stored(_request(obj), _context())
+    annotations = stored["metadata"]["annotations"]
+    assert annotations[keys.RELEASE_BY] == "2025-06-02T16:30:00Z"
+    assert annotations[keys.DECISION] == "run-now"  # the clean window starts too late
+
+
+def test_a_minimum_saving_above_the_best_window_runs_now() -> None:
+    stored = _stored(_request(job(annotations={keys.MIN_SAVINGS: "90"})), _context())
+    annotations = stored["metadata"]["annotations"]
+    assert (annotations[keys.DECISION], annotations[keys.REASON_CODE]) == (
+        "run-now",
+        "saving-below-threshold",
+    )
+
+
+def test_a_stale_forecast_runs_now_with_that_reason() -> None:
+    stale = FixedForecasts(_dirty_then_clean(), age_s=7 * HOUR)
+    stored = _stored(_request(), _context(stale))
+    annotations = stored["metadata"]["annotations"]
+    assert (annotations[keys.DECISION], annotations[keys.REASON_CODE]) == ("run-now", "stale-forecast")
+    assert "25200 s old" in annotations[keys.REASON]
+
+
+def test_no_forecast_runs_now_with_the_sources_reason() -> None:
+    stored = _stored(_request(), _context(FixedForecasts(None)))
+    annotations = stored["metadata"]["annotations"]
+    assert annotations[keys.REASON_CODE] == "no-forecast"
+    assert "no replay forecast fetched yet" in annotations[keys.REASON]
+
+
+def test_an_unknown_gpu_model_runs_now_saying_why() -> None:
+    obj = job(gpu_product=None, annotations={keys.GPU_MODEL: "Voodoo2"})
+    stored = _stored(_request(obj), _context())
+    annotations = stored["metadata"]["annotations"]
+    assert annotations[keys.REASON_CODE] == "no-estimate"
+    assert "Voodoo2" in annotations[keys.REASON]
+
+
+def test_the_zone_comes_from_the_job_then_namespace_then_settings() -> None:
+    forecasts = FixedForecasts(_dirty_then_clean())
+    context = _context(forecasts, {"ml": Inputs(zone="FR")})
+    judge(_request(job(annotations={keys.ZONE: "GB"})), context, NOW)
+    judge(_request(job()), context, NOW)
+    judge(_request(job(namespace="other")), context, NOW)
+    assert forecasts.asked == ["GB", "FR", "DE"]
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "namespace"),
+    [
+        pytest.param({"operation": "UPDATE", "old": job()}, "ml", id="update"),
+        pytest.param({"kind": ("batch", "v1", "CronJob")}, "ml", id="not-a-job"),
+        pytest.param({}, "kube-system", id="kube-system"),
+        pytest.param({}, "greenlight", id="own-namespace"),
+    ],
+)
+def test_requests_that_are_not_judged_get_no_patch(
+    request_kwargs: dict[str, Any], namespace: str
+) -> None:
+    judgement = judge(_request(job(namespace=namespace), **request_kwargs), _context(), NOW)
+    assert judgement.response.allowed
+    assert not judgement.response.patch
+    assert judgement.decision is None
+
+
+def _decisions(metrics: Metrics) -> float:
+    return sum(
+        sample.value
+        for family in metrics.registry.collect()
+        if family.name == "greenlight_decisions"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    )
+
+
+def test_a_dry_run_gets_the_same_answer_and_records_no_decision(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = Metrics()
+    admission = Admission(_context(), metrics, clock=lambda: NOW)
+    caplog.set_level(logging.INFO, logger="webhook.mutate")
+
+    dry = admission.mutate(_request(dry_run=True))
+    assert _decisions(metrics) == 0
+    assert "decision" not in caplog.text
+
+    real = admission.mutate(_request())
+    assert dry == real
+    assert _decisions(metrics) == 1
+    assert "decision job=ml/train decision=deferred reason=window" in caplog.text
+    assert "savings_g=" in caplog.text

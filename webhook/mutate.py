@@ -1,0 +1,364 @@
+"""Judging a Job at admission: AdmissionReview request -> response with a JSONPatch.
+
+:func:`judge` is a pure function of the request, the time and what is held in memory
+(settings, GPU catalog, price model, forecast snapshots, namespace defaults):
+
+    classify (never-defer rules) -> estimate energy -> forecast snapshot -> plan
+    -> patch (``spec.suspend: true`` + annotations, from a before/after diff)
+
+It is idempotent: a Job that already carries ``greenlight.dev/decision`` was judged (by an
+earlier invocation, or re-submitted by a user) and gets no patch. :class:`Admission` is the thin
+stateful shell the server calls: it records metrics and the one log line per decision, except
+for dry runs, which get the same answer and leave no trace of a decision.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from webhook import annotations as keys
+from webhook.admission import AdmissionRequest, AdmissionResponse, diff_patch
+from webhook.annotations import Decision, Inputs, Mode, format_number, format_time
+from webhook.classify import Skip, never_defer, no_room, owned_by_cronjob
+from webhook.cost import PriceModel
+from webhook.energy import EnergyInputs, EnergyModelError, GpuCatalog, estimate_energy
+from webhook.energy import parse_workload as energy_workload
+from webhook.jobspec import JobSpecError, job_resources
+from webhook.metrics import Metrics
+from webhook.planner import Plan, PlannerSettings, PlanRequest, latest_start, plan
+from webhook.providers.source import ForecastResult
+from webhook.settings import Settings
+from webhook.validate import validate
+
+log = logging.getLogger(__name__)
+
+
+class Snapshots(Protocol):
+    """Forecasts held in memory (``ForecastSource.snapshot``): never I/O."""
+
+    def snapshot(self, zone: str, now: float | None = None) -> ForecastResult: ...
+
+
+@dataclass(frozen=True)
+class MutationContext:
+    """Everything a judgement reads besides the request and the time."""
+
+    settings: Settings
+    catalog: GpuCatalog
+    prices: PriceModel | None
+    forecasts: Snapshots
+    namespace_defaults: Callable[[str], Inputs]
+    want_zone: Callable[[str], None] = lambda zone: None
+
+    @property
+    def global_inputs(self) -> Inputs:
+        webhook = self.settings.webhook
+        return Inputs(
+            skip=False,
+            max_delay_s=webhook.max_delay_s,
+            expected_duration_s=webhook.expected_duration_s,
+            workload=self.settings.energy.default_workload.value,
+            zone=webhook.zone,
+            min_savings_pct=self.settings.planner.min_saving_pct,
+            mode=webhook.mode,
+        )
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The answer to one request and what it was based on (for metrics and the log line)."""
+
+    response: AdmissionResponse
+    decision: Decision | None
+    """None: not judged (not a Job creation, already judged, excluded namespace)."""
+    code: str
+    reason: str
+    plan: Plan | None = None
+    energy_kwh: float | None = None
+    zone: str | None = None
+    forecast: ForecastResult | None = None
+
+
+def _string_map(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _patched(
+    request: AdmissionRequest, outputs: Mapping[str, str], *, suspend: bool
+) -> AdmissionResponse:
+    """The response adding ``outputs`` (and ``spec.suspend: true``), as a diff of the only
+    parts greenlight changes: the annotations map and ``spec.suspend``."""
+    metadata = _mapping(request.object.get("metadata"))
+    spec = _mapping(request.object.get("spec"))
+    before: dict[str, Any] = {
+        "metadata": {"annotations": dict(metadata["annotations"])}
+        if isinstance(metadata.get("annotations"), Mapping)
+        else {},
+        "spec": {"suspend": spec["suspend"]} if "suspend" in spec else {},
+    }
+    after: dict[str, Any] = {
+        "metadata": {"annotations": {**before["metadata"].get("annotations", {}), **outputs}},
+        "spec": {"suspend": True} if suspend else dict(before["spec"]),
+    }
+    if "metadata" not in request.object:
+        before.pop("metadata")
+    if "spec" not in request.object:
+        before.pop("spec")
+        if not suspend:
+            after.pop("spec")
+    return AdmissionResponse(uid=request.uid, allowed=True, patch=diff_patch(before, after))
+
+
+def _unjudged(request: AdmissionRequest, code: str, reason: str) -> Judgement:
+    return Judgement(AdmissionResponse(uid=request.uid, allowed=True), None, code, reason)
+
+
+def _outputs(decision: Decision, code: str, reason: str, now: datetime) -> dict[str, str]:
+    return {
+        keys.DECISION: decision.value,
+        keys.REASON: reason,
+        keys.REASON_CODE: code,
+        keys.ADMITTED_AT: format_time(now),
+    }
+
+
+def _skipped(request: AdmissionRequest, skip: Skip, now: datetime) -> Judgement:
+    outputs = _outputs(Decision.SKIPPED, skip.code, skip.reason, now)
+    return Judgement(
+        _patched(request, outputs, suspend=False), Decision.SKIPPED, skip.code, skip.reason
+    )
+
+
+def _run_now(
+    request: AdmissionRequest,
+    code: str,
+    reason: str,
+    now: datetime,
+    extra: Mapping[str, str] | None = None,
+    **details: Any,
+) -> Judgement:
+    outputs = {**_outputs(Decision.RUN_NOW, code, reason, now), **(extra or {})}
+    return Judgement(
+        _patched(request, outputs, suspend=False),
+        Decision.RUN_NOW,
+        code,
+        reason,
+        **details,
+    )
+
+
+def _plan_outputs(
+    result: Plan, *, zone: str, duration_s: int, energy_kwh: float, forecast: ForecastResult
+) -> dict[str, str]:
+    outputs = {
+        keys.PLANNED_ZONE: zone,
+        keys.PLANNED_DURATION_S: str(duration_s),
+        keys.ENERGY_KWH: format_number(energy_kwh, 3),
+        keys.RELEASE_BY: format_time(result.latest_start),
+        keys.INTENSITY_NOW: format_number(result.intensity_now_g_per_kwh),
+        keys.EMISSIONS_NOW_G: format_number(result.emissions_now_g),
+        keys.PROVIDER: forecast.provider,
+        keys.FORECAST_SOURCE: forecast.source,
+        keys.FORECAST_AGE_S: str(round(forecast.age_s or 0.0)),
+    }
+    if result.deferred:
+        outputs |= {
+            keys.RELEASE_AT: format_time(result.start),
+            keys.INTENSITY_PLANNED: format_number(result.intensity_planned_g_per_kwh),
+            keys.EMISSIONS_PLANNED_G: format_number(result.emissions_planned_g),
+            keys.SAVINGS_G: format_number(result.savings_g),
+            keys.SAVINGS_PCT: format_number(result.savings_pct),
+        }
+        if result.cost_now_usd is not None and result.cost_planned_usd is not None:
+            outputs[keys.COST_NOW_USD] = format_number(result.cost_now_usd, 4)
+            outputs[keys.COST_PLANNED_USD] = format_number(result.cost_planned_usd, 4)
+    return outputs
+
+
+def judge(request: AdmissionRequest, context: MutationContext, now: datetime) -> Judgement:
+    """The decision on one admission request (pure: no I/O, no metrics, no logs)."""
+    settings = context.settings
+    if not request.is_job or request.operation != "CREATE":
+        return _unjudged(request, "not-a-job-create", "only Job creation is judged")
+    if request.namespace in settings.webhook.excluded_namespaces or (
+        request.namespace == settings.server.namespace
+    ):
+        return _unjudged(
+            request, "excluded-namespace", f"namespace {request.namespace} is excluded"
+        )
+    metadata = _mapping(request.object.get("metadata"))
+    annotations = _string_map(metadata.get("annotations"))
+    if keys.DECISION in annotations:
+        return _unjudged(request, "already-judged", "the Job already carries a decision")
+
+    parsed = keys.parse_inputs(annotations)
+    if parsed.errors:
+        bad = ", ".join(error.key for error in parsed.errors)
+        return _skipped(request, Skip("invalid-annotations", f"bad annotations: {bad}"), now)
+    job_inputs = parsed.inputs
+    effective = job_inputs.over(context.namespace_defaults(request.namespace)).over(
+        context.global_inputs
+    )
+    if owned_by_cronjob(request.object):
+        # Only the CronJob's own jobTemplate may say how long a scheduled run can wait.
+        effective = dataclasses.replace(
+            effective, max_delay_s=job_inputs.max_delay_s, deadline=job_inputs.deadline
+        )
+    skip = never_defer(request.object, job_inputs, effective)
+    if skip is not None:
+        return _skipped(request, skip, now)
+
+    duration_s = effective.expected_duration_s or settings.webhook.expected_duration_s
+    latest = latest_start(now, duration_s, effective.max_delay_s, effective.deadline)
+    skip = no_room(now, latest, settings.webhook.min_wait_s)
+    if skip is not None:
+        return _skipped(request, skip, now)
+
+    try:
+        resources = job_resources(request.object)
+        estimate = estimate_energy(
+            EnergyInputs.from_job(
+                resources,
+                duration_s=duration_s,
+                workload=energy_workload(effective.workload) if effective.workload else None,
+                gpu_model=effective.gpu_model,
+            ),
+            context.catalog,
+            settings.energy,
+        )
+    except (JobSpecError, EnergyModelError) as e:
+        return _run_now(request, "no-estimate", f"energy cannot be estimated: {e}", now)
+
+    zone = effective.zone or settings.webhook.zone
+    context.want_zone(zone)
+    forecast = context.forecasts.snapshot(zone, now.timestamp())
+    if forecast.series is None:
+        return _run_now(
+            request,
+            "no-forecast",
+            f"no forecast for zone {zone}: {forecast.reason}",
+            now,
+            energy_kwh=estimate.energy_kwh,
+            zone=zone,
+            forecast=forecast,
+        )
+    age_s = forecast.age_s or 0.0
+    if age_s > settings.webhook.forecast_max_age_s:
+        return _run_now(
+            request,
+            "stale-forecast",
+            f"the forecast for zone {zone} is {age_s:.0f} s old, over the "
+            f"{settings.webhook.forecast_max_age_s} s limit",
+            now,
+            energy_kwh=estimate.energy_kwh,
+            zone=zone,
+            forecast=forecast,
+        )
+
+    planner_settings = _planner_settings(settings.planner, effective.min_savings_pct)
+    end = latest + timedelta(seconds=duration_s)
+    prices = context.prices.series(now, end) if context.prices is not None else None
+    result = plan(
+        PlanRequest(now, duration_s, estimate.energy_kwh, latest),
+        forecast.series,
+        planner_settings,
+        prices=prices,
+        now=now,
+    )
+    outputs = _plan_outputs(
+        result, zone=zone, duration_s=duration_s, energy_kwh=estimate.energy_kwh, forecast=forecast
+    )
+    details: dict[str, Any] = {
+        "plan": result,
+        "energy_kwh": estimate.energy_kwh,
+        "zone": zone,
+        "forecast": forecast,
+    }
+    if not result.deferred:
+        return _run_now(request, result.reason, result.detail, now, outputs, **details)
+    if effective.mode == Mode.OBSERVE:
+        reason = f"observe mode, would defer to {format_time(result.start)}: {result.detail}"
+        outputs |= _outputs(Decision.OBSERVED, result.reason, reason, now)
+        response = _patched(request, outputs, suspend=False)
+        return Judgement(response, Decision.OBSERVED, result.reason, reason, **details)
+    reason = f"deferred to {format_time(result.start)}: {result.detail}"
+    outputs |= _outputs(Decision.DEFERRED, result.reason, reason, now)
+    response = _patched(request, outputs, suspend=True)
+    return Judgement(response, Decision.DEFERRED, result.reason, reason, **details)
+
+
+def _planner_settings(base: PlannerSettings, min_savings_pct: float | None) -> PlannerSettings:
+    if min_savings_pct is None or min_savings_pct == base.min_saving_pct:
+        return base
+    return base.model_copy(update={"min_saving_pct": min_savings_pct})
+
+
+class Admission:
+    """The handlers the server calls: ``mutate`` (judge, then record) and ``validate``."""
+
+    def __init__(
+        self,
+        context: MutationContext,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._context = context
+        self._metrics = metrics
+        self._clock = clock
+        self._trusted = frozenset(context.settings.webhook.trusted_usernames)
+
+    def mutate(self, request: AdmissionRequest) -> AdmissionResponse:
+        judgement = judge(request, self._context, self._clock())
+        if judgement.decision is not None and not request.dry_run:
+            self._record(request, judgement)
+        return judgement.response
+
+    def validate(self, request: AdmissionRequest) -> AdmissionResponse:
+        return validate(request, self._trusted)
+
+    def _record(self, request: AdmissionRequest, judgement: Judgement) -> None:
+        metrics = self._metrics
+        assert judgement.decision is not None
+        metrics.decisions.labels(decision=judgement.decision.value, reason=judgement.code).inc()
+        result = judgement.plan
+        numbers = ""
+        if result is not None:
+            metrics.emissions_planned.inc(max(result.emissions_planned_g, 0.0))
+            if judgement.decision == Decision.DEFERRED:
+                metrics.planned_delay.observe(result.delay_s)
+                metrics.savings.inc(max(result.savings_g, 0.0))
+            numbers = (
+                f" zone={judgement.zone} energy_kwh={judgement.energy_kwh:.3f}"
+                f" start={format_time(result.start)} release_by={format_time(result.latest_start)}"
+                f" intensity_now={result.intensity_now_g_per_kwh:.1f}"
+                f" intensity_planned={result.intensity_planned_g_per_kwh:.1f}"
+                f" emissions_now_g={result.emissions_now_g:.1f}"
+                f" emissions_planned_g={result.emissions_planned_g:.1f}"
+                f" savings_g={result.savings_g:.1f} savings_pct={result.savings_pct:.1f}"
+            )
+        if judgement.forecast is not None:
+            numbers += (
+                f" provider={judgement.forecast.provider} source={judgement.forecast.source}"
+                f" forecast_age_s={judgement.forecast.age_s or 0.0:.0f}"
+            )
+        log.info(
+            "decision job=%s/%s decision=%s reason=%s%s detail=%r",
+            request.namespace,
+            request.name,
+            judgement.decision.value,
+            judgement.code,
+            numbers,
+            judgement.reason,
+        )
