@@ -16,18 +16,17 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from webhook.metrics import Metrics
+from webhook.providers.source import ForecastResult
 
 log = logging.getLogger(__name__)
 
 
 class Refreshable(Protocol):
-    """The I/O half of a forecast source."""
+    """A forecast source (``ForecastSource``): ``refresh`` does I/O, ``snapshot`` reads memory."""
 
-    async def refresh(self, zone: str) -> None:
-        """Fetch and store the forecast of ``zone``."""
+    async def refresh(self, zone: str) -> object: ...
 
-    def age_s(self, zone: str, now: float) -> float | None:
-        """Age of the data held for ``zone`` (None when nothing is held)."""
+    def snapshot(self, zone: str, now: float | None = None) -> ForecastResult: ...
 
 
 class Refresher:
@@ -71,7 +70,7 @@ class Refresher:
             except Exception as e:  # a background loop must survive any provider failure
                 self._metrics.provider_errors.labels(zone=zone).inc()
                 log.warning("forecast refresh failed for zone %s: %s", zone, e)
-            age = self._source.age_s(zone, self._clock())
+            age = self._source.snapshot(zone, self._clock()).age_s
             if age is not None:
                 self._metrics.forecast_age.labels(zone=zone).set(age)
             self._fresh.add(zone)

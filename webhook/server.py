@@ -14,7 +14,8 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import uvicorn
@@ -28,8 +29,13 @@ from webhook.admission import (
     decode_review,
     encode_response,
 )
+from webhook.cost import build_price_model
+from webhook.energy import load_catalog
 from webhook.metrics import CONTENT_TYPE, Metrics
-from webhook.refresher import Refresher
+from webhook.mutate import Admission, MutationContext
+from webhook.namespaces import NamespaceDefaults
+from webhook.providers.registry import build_forecast_source
+from webhook.refresher import Refreshable, Refresher
 from webhook.settings import Settings
 from webhook.tls import ReloadingTLS
 
@@ -39,12 +45,6 @@ JSON = "application/json"
 
 Handler = Callable[[AdmissionRequest], AdmissionResponse]
 BackgroundTask = Callable[[], Coroutine[Any, Any, None]]
-
-
-class AdmissionHandlers(Protocol):
-    def mutate(self, request: AdmissionRequest) -> AdmissionResponse: ...
-
-    def validate(self, request: AdmissionRequest) -> AdmissionResponse: ...
 
 
 def _json(value: object, status: int = 200) -> Response:
@@ -114,21 +114,41 @@ def admission_route(
 def create_app(
     settings: Settings,
     *,
-    handlers: AdmissionHandlers,
-    metrics: Metrics,
-    refresher: Refresher | None = None,
+    forecasts: Refreshable | None = None,
     tls: ReloadingTLS | None = None,
+    namespaces: NamespaceDefaults | None = None,
+    metrics: Metrics | None = None,
     background: Sequence[BackgroundTask] = (),
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
-    """The webhook app. ``tls`` is the server's certificate (None: not loaded yet, not ready);
-    ``refresher`` keeps forecasts warm; ``background`` are more tasks for the app's lifetime
-    (the namespace watch)."""
+    """The webhook app on ``settings``. The edges can be injected: ``forecasts`` (default: the
+    configured provider's forecast chain), ``tls`` (the serving certificate; None = not loaded,
+    so not ready), ``namespaces`` (defaults kept current by a watch in ``background``),
+    ``metrics`` (a fresh registry by default) and ``clock``."""
+    metrics = metrics if metrics is not None else Metrics()
+    if forecasts is None:
+        forecasts = build_forecast_source(settings.providers)
+    namespaces = namespaces if namespaces is not None else NamespaceDefaults()
+    refresher = Refresher(
+        forecasts,
+        [settings.webhook.zone],
+        interval_s=settings.webhook.forecast_refresh_s,
+        metrics=metrics,
+    )
+    context = MutationContext(
+        settings=settings,
+        catalog=load_catalog(settings.energy),
+        prices=build_price_model(settings.cost),
+        forecasts=forecasts,
+        namespace_defaults=namespaces.get,
+        want_zone=refresher.want,
+    )
+    handlers = Admission(context, metrics, clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         coroutines = [task() for task in background]
-        if refresher is not None:
-            coroutines.append(refresher.run())
+        coroutines.append(refresher.run())
         tasks = [asyncio.create_task(c) for c in coroutines]
         try:
             yield
@@ -146,6 +166,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.refresher = refresher
+    app.state.admission = handlers
     app.add_api_route(
         "/mutate", admission_route("mutate", handlers.mutate, metrics), methods=["POST"]
     )
@@ -161,7 +183,7 @@ def create_app(
     async def readyz() -> Response:
         checks = {
             "certificates": tls is not None,
-            "forecasts": refresher is None or refresher.first_round.is_set(),
+            "forecasts": refresher.first_round.is_set(),
         }
         ready = all(checks.values())
         return _json({"ready": ready, "checks": checks}, 200 if ready else 503)

@@ -76,7 +76,8 @@ def review(
     kind: tuple[str, str, str] = ("batch", "v1", "Job"),
 ) -> dict[str, Any]:
     """An AdmissionReview v1 request for ``obj``."""
-    metadata = (obj or old or {}).get("metadata", {})
+    metadata = (obj or old or {}).get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
     return {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",

@@ -165,7 +165,9 @@ def test_a_job_annotation_wins_over_the_namespace_default() -> None:
     [
         pytest.param(job(annotations={keys.SKIP: "true"}), "skip-annotation", id="skip"),
         pytest.param(job(annotations={"helm.sh/hook": "pre-upgrade"}), "helm-hook", id="helm"),
-        pytest.param(job(annotations={"argocd.argoproj.io/hook": "Sync"}), "argocd-hook", id="argo"),
+        pytest.param(
+            job(annotations={"argocd.argoproj.io/hook": "Sync"}), "argocd-hook", id="argo"
+        ),
         pytest.param(job(labels={"kueue.x-k8s.io/queue-name": "q"}), "kueue", id="kueue"),
         pytest.param(job(suspend=True), "user-suspended", id="user-suspended"),
         pytest.param(job(owner_kind="CronJob"), "cronjob", id="cronjob-without-own-delay"),
@@ -218,7 +220,10 @@ def test_a_stale_forecast_runs_now_with_that_reason() -> None:
     stale = FixedForecasts(_dirty_then_clean(), age_s=7 * HOUR)
     stored = _stored(_request(), _context(stale))
     annotations = stored["metadata"]["annotations"]
-    assert (annotations[keys.DECISION], annotations[keys.REASON_CODE]) == ("run-now", "stale-forecast")
+    assert (annotations[keys.DECISION], annotations[keys.REASON_CODE]) == (
+        "run-now",
+        "stale-forecast",
+    )
     assert "25200 s old" in annotations[keys.REASON]
 
 
