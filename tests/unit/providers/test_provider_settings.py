@@ -1,0 +1,71 @@
+"""Provider settings from GREENLIGHT_* variables, and building each provider."""
+
+from __future__ import annotations
+
+import pytest
+
+from webhook.providers.base import PROVIDER_NAMES, ProviderConfigError, ProviderName
+from webhook.providers.registry import build_forecast_source, build_provider
+from webhook.providers.settings import ProviderSettings, load_provider_settings
+
+
+def test_documented_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GREENLIGHT_PROVIDER", "electricitymaps")
+    monkeypatch.setenv("GREENLIGHT_ELECTRICITYMAPS_API_KEY", "k-123")
+    monkeypatch.setenv("GREENLIGHT_ELECTRICITYMAPS_BASE_URL", "http://mirror/v3")
+    monkeypatch.setenv("GREENLIGHT_WATTTIME_USERNAME", "alice")
+    monkeypatch.setenv("GREENLIGHT_WATTTIME_PASSWORD", "pw")
+    monkeypatch.setenv("GREENLIGHT_CACHE_TTL_S", "120")
+    monkeypatch.setenv("GREENLIGHT_HTTP_MAX_ATTEMPTS", "5")
+    monkeypatch.setenv("GREENLIGHT_ZONES", '{"dc-1": "DE"}')
+    monkeypatch.setenv("GREENLIGHT_WEBHOOK__MODE", "observe")  # another section's: ignored
+    settings = load_provider_settings()
+    assert type(settings) is ProviderSettings
+    assert settings.provider == "electricitymaps"
+    assert settings.electricitymaps.api_key is not None
+    assert settings.electricitymaps.api_key.get_secret_value() == "k-123"
+    assert settings.electricitymaps.base_url == "http://mirror/v3"
+    assert settings.watttime.username == "alice"
+    assert settings.cache.ttl_s == 120
+    assert settings.http.max_attempts == 5
+    assert settings.zone_map().resolve("dc-1") == "DE"
+    assert "k-123" not in repr(settings)
+
+
+def test_defaults_are_the_offline_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GREENLIGHT_PROVIDER", "GREENLIGHT_ELECTRICITYMAPS_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_provider_settings()
+    assert settings.provider == "replay"
+    assert settings.electricitymaps.base_url == "https://api.electricitymaps.com/v3"
+    assert settings.electricitymaps.emission_factor_type == "lifecycle"
+
+
+@pytest.mark.parametrize("name", ["replay", "ukci", "carbonaware"])
+async def test_keyless_providers_build_from_defaults(name: ProviderName) -> None:
+    provider = build_provider(ProviderSettings(), name)
+    assert provider.name == name
+    await provider.aclose()
+
+
+@pytest.mark.parametrize("name", ["electricitymaps", "watttime"])
+def test_keyed_providers_without_credentials_are_configuration_errors(
+    name: ProviderName,
+) -> None:
+    with pytest.raises(ProviderConfigError, match="GREENLIGHT_"):
+        build_provider(ProviderSettings(), name)
+
+
+def test_every_provider_name_is_buildable() -> None:
+    settings = ProviderSettings.model_validate(
+        {"electricitymaps": {"api_key": "k"}, "watttime": {"username": "u", "password": "p"}}
+    )
+    assert [build_provider(settings, name).name for name in PROVIDER_NAMES] == list(PROVIDER_NAMES)
+
+
+async def test_the_forecast_source_uses_the_configured_provider() -> None:
+    source = build_forecast_source(ProviderSettings())
+    assert source.provider.name == "replay"
+    await source.refresh("DE")
+    assert source.snapshot("DE").source == "provider"
+    await source.aclose()
