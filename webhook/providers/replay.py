@@ -177,7 +177,7 @@ class ReplayProvider:
             raise UnknownZoneError(
                 NAME,
                 f"no replay data for zone {zone!r}; available: {', '.join(self.zones) or 'none'} "
-                "(add files with replay.files)",
+                "(add a file with the replay.files setting or --replay-file)",
                 zone=zone,
             )
         return track
