@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from webhook.providers.base import PROVIDER_NAMES, ProviderConfigError, ProviderName
@@ -18,6 +20,12 @@ def test_documented_environment_variables_are_read(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("GREENLIGHT_CACHE_TTL_S", "120")
     monkeypatch.setenv("GREENLIGHT_HTTP_MAX_ATTEMPTS", "5")
     monkeypatch.setenv("GREENLIGHT_ZONES", '{"dc-1": "DE"}')
+    monkeypatch.setenv("GREENLIGHT_ELECTRICITYMAPS_EMISSION_FACTOR_TYPE", "direct")
+    monkeypatch.setenv("GREENLIGHT_REPLAY_FILES", '{"FR": "/data/FR.csv"}')
+    monkeypatch.setenv("GREENLIGHT_REPLAY_EMBEDDED", "false")
+    monkeypatch.setenv("GREENLIGHT_HTTP_CONNECT_TIMEOUT_S", "1.5")
+    monkeypatch.setenv("GREENLIGHT_CACHE_MAX_STALENESS_S", "7200")
+    monkeypatch.setenv("GREENLIGHT_FORECAST_HORIZON_S", "172800")
     monkeypatch.setenv("GREENLIGHT_WEBHOOK__MODE", "observe")  # another section's: ignored
     settings = load_provider_settings()
     assert type(settings) is ProviderSettings
@@ -29,6 +37,12 @@ def test_documented_environment_variables_are_read(monkeypatch: pytest.MonkeyPat
     assert settings.cache.ttl_s == 120
     assert settings.http.max_attempts == 5
     assert settings.zone_map().resolve("dc-1") == "DE"
+    assert settings.electricitymaps.emission_factor_type == "direct"
+    assert settings.replay.files == {"FR": Path("/data/FR.csv")}
+    assert settings.replay.embedded is False
+    assert settings.http.connect_timeout_s == 1.5
+    assert settings.cache.max_staleness_s == 7200
+    assert settings.forecast.horizon_s == 172800
     assert "k-123" not in repr(settings)
 
 
