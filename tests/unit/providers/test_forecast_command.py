@@ -286,3 +286,13 @@ def test_connection_refused_is_one_clear_line() -> None:
 
 def test_the_provider_choices_are_the_provider_names() -> None:
     assert PROVIDER_CHOICES == PROVIDER_NAMES
+
+
+def test_an_invalid_setting_is_named_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GREENLIGHT_CACHE_TTL_S", "soon")
+    assert run_cli("--zone", "DE") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("greenlight forecast: invalid setting cache.ttl_s:")

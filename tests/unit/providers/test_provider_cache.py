@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from provider_fakes import FakeClock
-from pydantic import ValidationError
+from provider_fakes import FakeClock, ScriptedApi, fixture, reply
+from pydantic import SecretStr, ValidationError
 
 from webhook.providers.base import ProviderError, UnavailableError
-from webhook.providers.cache import AsyncTtlCache, CacheSettings
+from webhook.providers.cache import AsyncTtlCache, CachedProvider, CacheSettings
+from webhook.providers.electricitymaps import ElectricityMapsProvider, ElectricityMapsSettings
+from webhook.providers.http import HttpSettings
 
 SETTINGS = CacheSettings(ttl_s=60, max_staleness_s=600)
 
@@ -114,3 +116,32 @@ async def test_a_shared_failure_reaches_every_waiter() -> None:
 def test_staleness_limit_below_the_ttl_is_refused() -> None:
     with pytest.raises(ValidationError, match="max_staleness_s"):
         CacheSettings(ttl_s=600, max_staleness_s=60)
+
+
+async def test_cached_provider_reuses_and_then_serves_stale_latest_values() -> None:
+    clock = FakeClock()
+    api = ScriptedApi(
+        {
+            "/latest": [
+                reply(fixture("electricitymaps_v3_latest_FR.json")),
+                reply({"message": "down"}, 503),
+            ]
+        }
+    )
+    inner = ElectricityMapsProvider(
+        ElectricityMapsSettings(api_key=SecretStr("k"), base_url="https://em.test/v3"),
+        HttpSettings(max_attempts=1),
+        transport=api.transport,
+        clock=clock,
+    )
+    cached = CachedProvider(inner, SETTINGS, clock=clock)
+    first = await cached.latest("FR")
+    assert await cached.latest("FR") is first
+    assert len(api.requests) == 1
+    clock.advance(SETTINGS.ttl_s)
+    assert await cached.latest("FR") is first  # refresh failed: served stale
+    assert len(api.requests) == 2
+    clock.advance(SETTINGS.max_staleness_s)
+    with pytest.raises(UnavailableError):
+        await cached.latest("FR")
+    await cached.aclose()
