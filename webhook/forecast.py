@@ -66,6 +66,27 @@ def _lag1(residuals: FloatArray) -> float:
     return float(np.dot(head, tail) / denominator) if denominator > 0 else 0.0
 
 
+def _autocorrelation(errors: FloatArray, max_lag: int, default_decay: float) -> FloatArray:
+    """Autocorrelation of ``errors`` at lags 0..max_lag, clipped to [0, 1].
+
+    It weights the latest error at each lead: the best linear predictor of a stationary error
+    from its latest value. Unlike a fixed AR(1) decay it follows the error's real structure,
+    e.g. day-ahead forecasts whose errors are correlated within one issuance and not across
+    issuances. With less than a day of errors, ``default_decay ** lag``."""
+    lags = np.arange(max_lag + 1)
+    if errors.size < DAY_HOURS:
+        return np.power(default_decay, lags)
+    centred = errors - np.mean(errors)
+    denominator = float(np.dot(centred, centred))
+    rho = np.zeros(max_lag + 1)
+    rho[0] = 1.0
+    if denominator <= 0:
+        return rho
+    for lag in range(1, min(max_lag, errors.size - 1) + 1):
+        rho[lag] = float(np.dot(centred[:-lag], centred[lag:])) / denominator
+    return np.clip(rho, 0.0, 1.0)
+
+
 def _weighted_profile(
     values: FloatArray, bins: IntArray, ages_h: FloatArray, half_life_h: float, size: int
 ) -> tuple[FloatArray, FloatArray]:
@@ -79,12 +100,23 @@ def _weighted_profile(
     return profile, weight.astype(np.float64)
 
 
+@dataclass(frozen=True)
+class HistoryForecast:
+    """A history-only forecast and how far it is to be trusted."""
+
+    series: StepSeries
+    error_pct: float
+    """RMS relative deviation (%) of recent history from the profile: the error at long leads."""
+    decay_per_hour: float
+    """Lag-1 autocorrelation of those deviations: how fast the latest one fades."""
+
+
 def history_forecast(
     history: StepSeries,
     now: int,
     horizon_s: int,
     config: HistoryForecastConfig | None = None,
-) -> StepSeries:
+) -> HistoryForecast:
     """An hourly forecast for ``[hour of now, now + horizon_s)`` from observations up to ``now``.
 
     The hour containing ``now`` is taken as observed when the history has it (a provider's
@@ -123,11 +155,10 @@ def history_forecast(
         return np.where(np.isnan(week), base, (1 - weekly_weight) * base + weekly_weight * week)
 
     residuals = values - profile_at(index)
-    decay = float(
-        np.clip(
-            _lag1(residuals[-14 * DAY_HOURS :]), config.min_anchor_decay, config.max_anchor_decay
-        )
-    )
+    recent = residuals[-14 * DAY_HOURS :]
+    decay = float(np.clip(_lag1(recent), config.min_anchor_decay, config.max_anchor_decay))
+    scale = np.maximum(np.abs(values[-recent.size :]), 1.0)
+    error_pct = float(100.0 * np.sqrt(np.mean((recent / scale) ** 2)))
     target_hours = np.arange(
         last_hour + HOUR_S, max(now + horizon_s, last_hour + HOUR_S + 1), HOUR_S, dtype=np.int64
     )
@@ -135,7 +166,8 @@ def history_forecast(
     forecast = profile_at(target_hours // HOUR_S) + residuals[-1] * np.power(decay, leads)
     times = np.concatenate(([last_hour], target_hours))
     values_out = np.concatenate(([values[-1]], forecast))
-    return StepSeries(times, values_out, int(times[-1] + HOUR_S))
+    series = StepSeries(times, values_out, int(times[-1] + HOUR_S))
+    return HistoryForecast(series, error_pct, decay)
 
 
 @dataclass(frozen=True)
@@ -157,8 +189,10 @@ def correct_forecast(
     default_decay: float = 0.85,
     max_decay: float = 0.98,
 ) -> ForecastCorrection:
-    """The forecast for hours after ``now``, shifted by its latest observed error decaying per
-    hour at the error's own lag-1 autocorrelation; observed hours carry the actual values.
+    """The forecast for hours after ``now``, shifted by its latest observed error weighted at
+    each lead by the errors' own autocorrelation at that lag (from the last ``lookback_h``
+    hours; ``default_decay`` per hour with less than a day of overlap); the observed hour
+    carries its actual value. ``decay_per_hour`` reports the lag-1 autocorrelation.
 
     Without an overlap of forecast and actuals the forecast is returned unchanged.
     """
@@ -176,7 +210,10 @@ def correct_forecast(
     last_hour = int(hours[-1])
     future_hours, future = hourly_means(forecast, last_hour + HOUR_S, forecast.end)
     leads = (future_hours - last_hour) // HOUR_S
-    corrected = future + errors[-1] * np.power(decay, leads)
+    corrected = (
+        future
+        + errors[-1] * _autocorrelation(errors, int(leads.max(initial=0)), default_decay)[leads]
+    )
     times = np.concatenate((hours[-1:], future_hours))
     values = np.concatenate((actual[-1:], corrected))
     end = int(times[-1] + HOUR_S)

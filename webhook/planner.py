@@ -60,6 +60,14 @@ class PlannerSettings(BaseModel):
         ge=0.0,
         description="Relative error (%) assumed for a forecast whose recent accuracy is unknown.",
     )
+    slip_z: float = Field(
+        default=1.0,
+        ge=0.0,
+        description="When a Job's planned release comes and a later window now looks better, "
+        "move it later only if the saving beats slip_z x the forecast's relative error at that "
+        "lead (forecasts that keep promising a cleaner tomorrow otherwise push Jobs to their "
+        "deadline).",
+    )
     replan_hysteresis_pct: float = Field(
         default=1.0,
         ge=0.0,
@@ -355,7 +363,19 @@ def replan(
     if not fresh.deferred:
         return Replan("release-now", from_epoch(now_s), fresh, fresh.detail)
     if current_s <= now_s:
-        # The planned time has come but a later window now looks clearly better.
+        # The planned time has come but a later window looks better: move only if clearly so.
+        lead = (fresh.start - fresh.decided_at).total_seconds()
+        needed = settings.slip_z * (
+            uncertainty or ForecastUncertainty(settings.default_forecast_error_pct)
+        ).at_lead(lead)
+        if fresh.savings_pct <= needed:
+            return Replan(
+                "release-now",
+                from_epoch(now_s),
+                fresh,
+                f"released at the planned time: a later window saves {fresh.savings_pct:.1f}%, "
+                f"within the forecast's uncertainty ({needed:.1f}%)",
+            )
         return Replan("move", fresh.start, fresh, f"moved later: {fresh.detail}")
     usable = forecast.extended_to(current_s + request.duration_s)
     current_mean = float(_window_means(usable, np.array([float(current_s)]), request.duration_s)[0])
