@@ -20,7 +20,7 @@ class Command(Protocol):
 
 
 # Module names under webhook.commands, in the order `greenlight --help` lists them.
-COMMANDS: tuple[str, ...] = ("simulate", "certs", "profile_gpu", "forecast")
+COMMANDS: tuple[str, ...] = ("simulate", "certs", "profile_gpu", "forecast", "serve", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,7 +35,7 @@ from webhook.metrics import CONTENT_TYPE, Metrics
 from webhook.mutate import Admission, MutationContext
 from webhook.namespaces import NamespaceDefaults
 from webhook.providers.registry import build_forecast_source
-from webhook.refresher import Refreshable, Refresher
+from webhook.refresher import Refreshable, Refresher, WarmForecasts
 from webhook.settings import Settings
 from webhook.tls import ReloadingTLS
 
@@ -126,8 +126,8 @@ def create_app(
     so not ready), ``namespaces`` (defaults kept current by a watch in ``background``),
     ``metrics`` (a fresh registry by default) and ``clock``."""
     metrics = metrics if metrics is not None else Metrics()
-    if forecasts is None:
-        forecasts = build_forecast_source(settings.providers)
+    source = forecasts if forecasts is not None else build_forecast_source(settings.providers)
+    forecasts = WarmForecasts(source)
     namespaces = namespaces if namespaces is not None else NamespaceDefaults()
     refresher = Refresher(
         forecasts,

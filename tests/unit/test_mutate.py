@@ -295,3 +295,20 @@ def test_a_dry_run_gets_the_same_answer_and_records_no_decision(
     assert _decisions(metrics) == 1
     assert "decision job=ml/train decision=deferred reason=window" in caplog.text
     assert "savings_g=" in caplog.text
+
+
+def test_the_patch_replaces_the_annotations_map_in_one_operation_keeping_other_keys() -> None:
+    request = _request(job(annotations={"team": "vision", keys.ZONE: "DE"}))
+    response = judge(request, _context(), NOW).response
+    assert [op["path"] for op in response.patch] == ["/metadata/annotations", "/spec/suspend"]
+    stored = apply_patch(request.object, response.patch)
+    assert stored["metadata"]["annotations"]["team"] == "vision"
+    assert stored["metadata"]["annotations"][keys.ZONE] == "DE"
+
+
+def test_a_job_without_metadata_still_gets_an_applicable_patch() -> None:
+    obj = job()
+    del obj["metadata"]
+    request = _request(obj)
+    stored = apply_patch(request.object, judge(request, _context(), NOW).response.patch)
+    assert stored["metadata"]["annotations"][keys.DECISION] == "deferred"

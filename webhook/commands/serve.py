@@ -1,0 +1,148 @@
+"""``greenlight serve``: the admission webhook over HTTPS (and /metrics over HTTP if asked).
+
+On its embedded defaults (replay provider, a self-signed certificate generated into the cert
+dir when none is there) it serves with no other configuration. Settings come from
+``GREENLIGHT_*`` variables; the flags override the server section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from webhook.settings import Settings
+    from webhook.tls import ReloadingTLS
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the admission webhook (HTTPS: /mutate, /validate, /healthz, /readyz, /metrics)",
+        description=(
+            "Run the admission webhook. Certificates are read from --cert-dir (tls.crt, "
+            "tls.key) and reloaded when they change; a self-signed set is generated there when "
+            "absent. Namespace defaults are watched when a cluster is reachable (--kubeconfig "
+            "or in-cluster)."
+        ),
+    )
+    parser.add_argument("--host", help="address to bind (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="HTTPS port (default 8443)")
+    parser.add_argument("--cert-dir", type=Path, help="certificate directory")
+    parser.add_argument("--metrics-port", type=int, help="also serve /metrics over plain HTTP")
+    parser.add_argument(
+        "--kubeconfig",
+        help="watch Namespaces through this kubeconfig (default: in-cluster when running in a "
+        "Pod, else no watch: global defaults only)",
+    )
+    parser.set_defaults(func=run)
+
+
+def _server_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    flags = {
+        "host": args.host,
+        "port": args.port,
+        "cert_dir": args.cert_dir,
+        "metrics_port": args.metrics_port,
+    }
+    return {key: value for key, value in flags.items() if value is not None}
+
+
+def load_tls(settings: Settings) -> ReloadingTLS:
+    """The serving certificate from the cert dir, generated there (self-signed) when absent."""
+    from datetime import UTC, datetime
+
+    from webhook import certs
+    from webhook.tls import ReloadingTLS
+
+    cert_dir = settings.server.cert_dir.expanduser()
+    if certs.read_cert_dir(cert_dir) is None:
+        dns_names = certs.service_dns_names(settings.server.service, settings.server.namespace)
+        certs.ensure_cert_dir(cert_dir, dns_names=dns_names, now=datetime.now(UTC))
+    return ReloadingTLS(cert_dir / certs.TLS_CERT_FILE, cert_dir / certs.TLS_KEY_FILE)
+
+
+def build_app(settings: Settings, tls: ReloadingTLS, kubeconfig: str | None) -> FastAPI:
+    from webhook.namespaces import NamespaceDefaults, NamespaceWatch
+    from webhook.server import create_app
+
+    namespaces = NamespaceDefaults()
+    background = []
+    if kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
+        background.append(NamespaceWatch(namespaces, kubeconfig=kubeconfig).run)
+    return create_app(settings, tls=tls, namespaces=namespaces, background=background)
+
+
+async def serve(settings: Settings, app: FastAPI, tls: ReloadingTLS) -> None:
+    """Serve ``app`` over HTTPS, and /metrics over HTTP when a metrics port is set."""
+    import asyncio
+    import contextlib
+
+    import uvicorn
+
+    from webhook.server import create_metrics_app, https_server
+
+    server = https_server(app, tls, host=settings.server.host, port=settings.server.port)
+    if settings.server.metrics_port is None:
+        await server.serve()
+        return
+
+    class _QuietServer(uvicorn.Server):
+        """The metrics server leaves signal handling to the main server."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:
+            yield
+
+    metrics_server = _QuietServer(
+        uvicorn.Config(
+            create_metrics_app(app.state.metrics),
+            host=settings.server.host,
+            port=settings.server.metrics_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    metrics_task = asyncio.create_task(metrics_server.serve())
+    try:
+        await server.serve()
+    finally:
+        metrics_server.should_exit = True
+        await metrics_task
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import sys
+
+    from pydantic import ValidationError
+
+    from webhook.certs import CertificateError
+    from webhook.settings import load_settings
+    from webhook.tls import TLSError
+
+    try:
+        settings = load_settings()
+        server = settings.server.model_validate(
+            {**settings.server.model_dump(), **_server_overrides(args)}
+        )
+        settings = settings.model_copy(update={"server": server})
+        tls = load_tls(settings)
+        app = build_app(settings, tls, args.kubeconfig)
+    except (ValidationError, CertificateError, TLSError, OSError, ValueError) as e:
+        print(f"greenlight serve: {e}", file=sys.stderr)
+        return 2
+    logging.getLogger(__name__).info(
+        "serving on https://%s:%d (certificates in %s)",
+        settings.server.host,
+        settings.server.port,
+        settings.server.cert_dir.expanduser(),
+    )
+    asyncio.run(serve(settings, app, tls))
+    return 0
