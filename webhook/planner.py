@@ -153,6 +153,11 @@ class Plan:
         return (self.start - self.decided_at).total_seconds()
 
 
+def _percent(part: float, whole: float) -> float:
+    """``part`` as a percentage of ``whole`` (0 where ``whole`` is not positive)."""
+    return 100.0 * part / whole if whole > 0 else 0.0
+
+
 def latest_start(
     arrival: datetime, duration_s: int, max_delay_s: int | None, deadline: datetime | None
 ) -> datetime:
@@ -271,7 +276,9 @@ def plan(
     emissions_now = evaluation.intensity_now * energy
     emissions_best = evaluation.intensity_best * energy
     savings = emissions_now - emissions_best
-    savings_pct = 100.0 * savings / emissions_now if emissions_now > 0 else 0.0
+    savings_pct = _percent(savings, emissions_now)
+    # Relative to zero or negative emissions, any real saving is worth the full percentage.
+    judged_pct = savings_pct if emissions_now > 0 else (100.0 if savings > 0 else 0.0)
     lead = evaluation.start - decided
     margin_pct = settings.uncertainty_z * uncertainty.at_lead(lead)
 
@@ -292,7 +299,7 @@ def plan(
             emissions_now_g=emissions_now,
             emissions_planned_g=intensity_planned * energy,
             savings_g=saved,
-            savings_pct=100.0 * saved / emissions_now if emissions_now > 0 else 0.0,
+            savings_pct=_percent(saved, emissions_now),
             cost_now_usd=evaluation.cost_now,
             cost_planned_usd=cost_planned,
             forecast_end=from_epoch(forecast.end),
@@ -304,14 +311,14 @@ def plan(
         return decide(decided, "forecast-too-short", "the forecast ends before a run could end")
     if evaluation.start == decided:
         return decide(decided, "best-now", "no later window is cleaner than running now")
-    if savings_pct < settings.min_saving_pct or savings < settings.min_saving_g:
+    if judged_pct < settings.min_saving_pct or savings < settings.min_saving_g:
         return decide(
             decided,
             "saving-below-threshold",
             f"best window saves {savings_pct:.1f}% ({savings:.0f} g), below the minimum "
             f"{settings.min_saving_pct:g}%",
         )
-    if savings_pct <= margin_pct:
+    if judged_pct <= margin_pct:
         return decide(
             decided,
             "saving-within-uncertainty",

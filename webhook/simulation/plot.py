@@ -82,7 +82,7 @@ def plot_result(result: SimulationResult, path: Path) -> None:
     names = [name for name in result.starts if name != "immediate"]
     data = [_weekly(result, name) for name in names]
     if data:
-        bottom.boxplot(data, tick_labels=names, vert=False)
+        bottom.boxplot(data, tick_labels=names, orientation="horizontal")
     bottom.set_xlabel("weekly reduction vs immediate (%)")
     bottom.set_title(
         f"weekly spread over {len(result.jobs)} jobs, forecast source: {result.forecast}"

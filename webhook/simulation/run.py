@@ -113,6 +113,11 @@ def simulate(
     zone = zone_of(data)
     time_zone = resolve_time_zone(zone, config.tz)
     source: ForecastSource = config.forecast or ("dacf" if data.forecast is not None else "history")
+    if source == "dacf" and data.forecast is None and "greenlight" in config.policies:
+        raise SimulationError(
+            f"--forecast dacf needs a file with a forecast column (DACF format); {data.path} "
+            "has none"
+        )
     actual = data.actual
     jobs = build_trace(
         config.trace,

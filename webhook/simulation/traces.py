@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -49,14 +49,10 @@ class Job:
 
 
 def local_to_epoch(day: date, wall: time, zone: ZoneInfo) -> int:
-    """Epoch seconds of a local wall time; non-existent times move forward by the DST gap."""
-    naive = datetime.combine(day, wall)
-    moment = naive.replace(tzinfo=zone, fold=0)
-    # A wall time in a spring-forward gap does not survive the round trip through UTC.
-    roundtrip = moment.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
-    if roundtrip != naive:
-        moment = naive.replace(tzinfo=zone, fold=1)
-    return int(moment.timestamp())
+    """Epoch seconds of a local wall time. ``fold=0`` gives exactly the documented rule: a
+    wall time inside a spring-forward gap is read with the offset before the gap (so it lands
+    the gap's length later), an ambiguous one is its first occurrence."""
+    return int(datetime.combine(day, wall).replace(tzinfo=zone, fold=0).timestamp())
 
 
 def whole_local_days(data_start: int, last_arrival: int, zone: ZoneInfo) -> list[date]:

@@ -1,0 +1,106 @@
+"""Forecasts greenlight makes itself: history-only, and corrections of provider forecasts."""
+
+import numpy as np
+import pytest
+
+from webhook.forecast import (
+    correct_forecast,
+    forecast_error_pct,
+    history_forecast,
+    hourly_means,
+)
+from webhook.series import StepSeries
+
+H = 3600
+DAY = 24 * H
+START = 1_700_006_400  # a UTC midnight
+
+
+def daily_shape(days: int, level: float = 300.0, amplitude: float = 100.0) -> StepSeries:
+    hours = np.arange(days * 24)
+    values = level + amplitude * np.cos(2 * np.pi * (hours % 24) / 24)
+    return StepSeries.regular(START, H, values)
+
+
+def test_history_forecast_learns_the_daily_shape() -> None:
+    history = daily_shape(14)
+    now = history.end - H // 2  # half-way through the last observed hour
+    result = history_forecast(history, now, 24 * H)
+    truth = daily_shape(16).window(history.end, history.end + 24 * H)
+    predicted = result.series.window(history.end, history.end + 24 * H)
+    assert np.allclose(predicted.values[:24], truth.values[:24], atol=1e-6)
+    assert result.error_pct == pytest.approx(0.0, abs=1e-9)
+
+
+def test_history_forecast_starts_from_the_latest_observation() -> None:
+    history = daily_shape(14)
+    values = history.values.copy()
+    values[-24:] += 60.0  # the last day runs 60 g above its usual level: a persistent deviation
+    shifted = StepSeries(history.times, values, history.end)
+    result = history_forecast(shifted, shifted.end - 1, 12 * H)
+    base = history_forecast(history, history.end - 1, 12 * H)
+    deviation = result.series.values[1:] - base.series.values[1:]
+    assert result.series.values[0] == pytest.approx(values[-1])
+    # The deviation carries into the next hours, fades with the lead time and never grows.
+    assert deviation[0] > 20
+    assert np.all(np.diff(deviation) <= 1e-9)
+
+
+def test_history_forecast_ignores_data_after_now() -> None:
+    history = daily_shape(20)
+    now = START + 10 * DAY + 5 * H
+    future_changed = history.values.copy()
+    future_changed[10 * 24 + 6 :] = 9999.0
+    changed = StepSeries(history.times, future_changed, history.end)
+    a = history_forecast(history, now, 24 * H).series
+    b = history_forecast(changed, now, 24 * H).series
+    assert np.array_equal(a.values, b.values)
+
+
+def test_history_forecast_needs_some_history() -> None:
+    with pytest.raises(ValueError, match="no recorded history"):
+        history_forecast(daily_shape(2), START - DAY, 24 * H)
+
+
+def test_hourly_means_resample_any_resolution() -> None:
+    five_minutes = StepSeries.regular(START, 300, [100.0] * 6 + [200.0] * 6 + [50.0] * 12)
+    hours, values = hourly_means(five_minutes, START, START + 2 * H)
+    assert hours.tolist() == [START, START + H]
+    assert values.tolist() == [150.0, 50.0]
+
+
+def test_correction_removes_a_persistent_error_near_now() -> None:
+    actual = daily_shape(10)
+    biased = StepSeries(actual.times, actual.values - 40.0, actual.end)  # always 40 g low
+    now = START + 8 * DAY + 30 * 60
+    result = correct_forecast(biased, actual, now)
+    ahead = result.series.window(now + H, now + 4 * H)
+    truth = actual.window(now + H, now + 4 * H)
+    assert result.latest_error_g_per_kwh == pytest.approx(40.0)
+    raw_error = np.abs(biased.window(now + H, now + 4 * H).values - truth.values).mean()
+    corrected_error = np.abs(ahead.values[: truth.values.size] - truth.values).mean()
+    assert corrected_error < raw_error
+
+
+def test_correction_carries_the_observed_hour_as_actual() -> None:
+    actual = daily_shape(10)
+    forecast = StepSeries(actual.times, actual.values * 1.1, actual.end)
+    now = START + 8 * DAY + 10 * 60
+    result = correct_forecast(forecast, actual, now)
+    assert result.series.values[0] == actual.value_at(now)
+    assert result.observed_until == START + 8 * DAY
+
+
+def test_correction_without_overlap_is_the_forecast() -> None:
+    actual = daily_shape(3)
+    forecast = StepSeries.regular(START + 10 * DAY, H, [1.0, 2.0])
+    result = correct_forecast(forecast, actual, START + 2 * DAY)
+    assert result.series is forecast
+
+
+def test_forecast_error_pct_measures_recent_relative_error() -> None:
+    actual = daily_shape(10)
+    forecast = StepSeries(actual.times, actual.values * 1.1, actual.end)
+    error = forecast_error_pct(forecast, actual, START + 9 * DAY)
+    assert error == pytest.approx(10.0, rel=1e-6)
+    assert forecast_error_pct(forecast, actual, START + 10 * H) is None
