@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        module: Command = importlib.import_module(f"webhook.commands.{name}")  # type: ignore[assignment]
+        module: Command = importlib.import_module(f"webhook.commands.{name}")
         module.register(subparsers)
     return parser
 
