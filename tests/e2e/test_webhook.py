@@ -270,7 +270,7 @@ def test_a_bad_annotation_is_refused_with_the_webhooks_message(
     bad = _job(_name(), {keys.MAX_DELAY: "2 days", keys.MODE: "sometimes"})
     with pytest.raises(ApiException) as refused:
         _batch(kube_api).create_namespaced_job(namespace, bad)
-    message = refused.value.body
+    message = str(refused.value.body)
     assert "greenlight: 2 problems" in message
     assert keys.MAX_DELAY in message
     assert keys.MODE in message
@@ -290,7 +290,7 @@ def test_users_may_release_early_but_not_edit_greenlights_annotations(
             namespace,
             {"metadata": {"annotations": {keys.RELEASE_AT: "2020-01-01T00:00:00Z"}}},
         )
-    assert "written by greenlight only" in refused.value.body
+    assert "written by greenlight only" in str(refused.value.body)
 
     batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": False}})
     assert batch.read_namespaced_job(name, namespace).spec.suspend is False
@@ -304,7 +304,7 @@ def test_a_namespace_default_reaches_jobs_through_the_watch(
 
     def observed() -> bool:
         job = batch.create_namespaced_job(namespace, _job(_name()), dry_run="All")
-        return job.metadata.annotations.get(keys.DECISION) == "observed"
+        return bool(job.metadata.annotations.get(keys.DECISION) == "observed")
 
     wait_until(observed, timeout_s=30, what="the namespace default to reach the webhook")
     name = _name()

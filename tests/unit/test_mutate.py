@@ -312,3 +312,23 @@ def test_a_job_without_metadata_still_gets_an_applicable_patch() -> None:
     request = _request(obj)
     stored = apply_patch(request.object, judge(request, _context(), NOW).response.patch)
     assert stored["metadata"]["annotations"][keys.DECISION] == "deferred"
+
+
+def test_jobs_with_equal_inputs_in_the_same_second_share_one_plan() -> None:
+    context = _context()
+    first = judge(_request(job("a")), context, NOW)
+    again = judge(_request(job("b")), context, NOW + timedelta(microseconds=500))
+    later = judge(_request(job("c")), context, NOW + timedelta(seconds=1))
+    assert first.plan is again.plan
+    assert later.plan is not first.plan
+    assert later.plan is not None
+    assert later.plan.decided_at == NOW + timedelta(seconds=1)
+
+
+def test_a_new_forecast_object_is_planned_afresh() -> None:
+    forecasts = FixedForecasts(_dirty_then_clean())
+    context = _context(forecasts)
+    first = judge(_request(), context, NOW)
+    forecasts.series = StepSeries.regular(to_epoch(NOW) - HOUR, HOUR, [300.0] * 48)
+    second = judge(_request(), context, NOW)
+    assert (first.decision, second.decision) == (keys.Decision.DEFERRED, keys.Decision.RUN_NOW)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from reviews import job
+
+from webhook import annotations as keys
+from webhook.ownership import DeferralError, greenlight_owns, read_deferral
+
+DEFERRED = {
+    keys.DECISION: "deferred",
+    keys.ADMITTED_AT: "2025-06-02T12:00:00Z",
+    keys.RELEASE_AT: "2025-06-02T18:00:00Z",
+    keys.RELEASE_BY: "2025-06-03T12:00:00Z",
+    keys.PLANNED_ZONE: "DE",
+    keys.PLANNED_DURATION_S: "3600",
+    keys.ENERGY_KWH: "1.250",
+}
+
+
+@pytest.mark.parametrize(
+    ("obj", "owned"),
+    [
+        pytest.param(job(annotations=DEFERRED, suspend=True), True, id="deferred-and-waiting"),
+        pytest.param(
+            job(annotations={**DEFERRED, keys.RELEASED_AT: "2025-06-02T18:00:01Z"}, suspend=False),
+            False,
+            id="released",
+        ),
+        pytest.param(job(annotations=DEFERRED, suspend=False), False, id="released-by-user"),
+        pytest.param(
+            job(
+                annotations={keys.DECISION: "skipped", keys.REASON_CODE: "user-suspended"},
+                suspend=True,
+            ),
+            False,
+            id="user-suspended",
+        ),
+        pytest.param(
+            job(annotations={**DEFERRED, keys.DECISION: "observed"}), False, id="observed"
+        ),
+        pytest.param(job(suspend=True), False, id="never-judged"),
+        pytest.param({"metadata": "x"}, False, id="malformed"),
+    ],
+)
+def test_greenlight_owns_exactly_the_jobs_it_deferred_and_has_not_released(
+    obj: dict[str, Any], owned: bool
+) -> None:
+    assert greenlight_owns(obj) is owned
+
+
+def test_the_recorded_plan_reads_back_typed() -> None:
+    deferral = read_deferral(job(annotations=DEFERRED, suspend=True))
+    assert deferral.release_at == datetime(2025, 6, 2, 18, tzinfo=UTC)
+    assert deferral.release_by == datetime(2025, 6, 3, 12, tzinfo=UTC)
+    assert (deferral.zone, deferral.duration_s, deferral.energy_kwh) == ("DE", 3600, 1.25)
+
+
+def test_a_missing_plan_annotation_is_a_clear_error() -> None:
+    broken = {k: v for k, v in DEFERRED.items() if k != keys.RELEASE_BY}
+    with pytest.raises(DeferralError, match=keys.RELEASE_BY):
+        read_deferral(job(annotations=broken, suspend=True))

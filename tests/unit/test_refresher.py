@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from webhook.metrics import Metrics
+from webhook.providers.source import ForecastResult
+from webhook.refresher import Refresher, WarmForecasts
+from webhook.series import StepSeries
+
+
+class RecordingSource:
+    """A forecast source that records refreshes; refreshing ``broken`` zones fails."""
+
+    def __init__(self, broken: frozenset[str] = frozenset()) -> None:
+        self.broken = broken
+        self.refreshed: list[str] = []
+        self.snapshots = 0
+        self.changed = asyncio.Event()
+
+    async def refresh(self, zone: str) -> object:
+        self.refreshed.append(zone)
+        self.changed.set()
+        if zone in self.broken:
+            raise RuntimeError(f"provider down for {zone}")
+        return None
+
+    def snapshot(self, zone: str, now: float | None = None) -> ForecastResult:
+        self.snapshots += 1
+        series = StepSeries.regular(0, 3600, [100.0])
+        return ForecastResult(zone, "test", "provider", series, 42.0, False, None)
+
+
+async def _until(condition: object, source: RecordingSource) -> None:
+    while not condition():  # type: ignore[operator]
+        source.changed.clear()
+        await source.changed.wait()
+
+
+async def test_the_first_round_refreshes_every_zone_and_counts_failures() -> None:
+    source = RecordingSource(broken=frozenset({"GB"}))
+    metrics = Metrics()
+    refresher = Refresher(source, ["DE", "GB"], interval_s=3600, metrics=metrics)
+    task = asyncio.create_task(refresher.run())
+    await asyncio.wait_for(refresher.first_round.wait(), 5)
+    task.cancel()
+    assert source.refreshed == ["DE", "GB"]
+    assert (
+        metrics.registry.get_sample_value("greenlight_provider_errors_total", {"zone": "GB"}) == 1
+    )
+    assert (
+        metrics.registry.get_sample_value("greenlight_forecast_age_seconds", {"zone": "DE"}) == 42
+    )
+
+
+async def test_a_zone_met_at_admission_is_refreshed_at_once() -> None:
+    source = RecordingSource()
+    refresher = Refresher(source, ["DE"], interval_s=3600, metrics=Metrics())
+    task = asyncio.create_task(refresher.run())
+    await asyncio.wait_for(refresher.first_round.wait(), 5)
+    refresher.want("FR")
+    refresher.want("DE")
+    await asyncio.wait_for(_until(lambda: "FR" in source.refreshed, source), 5)
+    task.cancel()
+    assert source.refreshed == ["DE", "FR"]
+    assert refresher.zones == ("DE", "FR")
+
+
+async def test_snapshots_are_memoised_until_the_zone_is_refreshed() -> None:
+    source = RecordingSource()
+    warm = WarmForecasts(source, memo_s=10)
+    first = warm.snapshot("DE", 1000.0)
+    assert warm.snapshot("DE", 1005.0) is first
+    assert source.snapshots == 1
+    await warm.refresh("DE")
+    warm.snapshot("DE", 1006.0)
+    warm.snapshot("DE", 1020.0)
+    assert source.snapshots == 3
+
+
+@pytest.mark.parametrize(
+    "later_s", [pytest.param(10.0, id="memo-expired"), pytest.param(-1.0, id="clock-went-back")]
+)
+def test_an_old_or_future_memo_is_not_used(later_s: float) -> None:
+    source = RecordingSource()
+    warm = WarmForecasts(source, memo_s=10)
+    warm.snapshot("DE", 1000.0)
+    warm.snapshot("DE", 1000.0 + later_s)
+    assert source.snapshots == 2
