@@ -350,11 +350,11 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
         return _run_now(request, result.reason, result.detail, now, outputs, **details)
     if effective.mode == Mode.OBSERVE:
         reason = f"observe mode, would defer to {format_time(result.start)}: {result.detail}"
-        outputs |= _outputs(Decision.OBSERVED, result.reason, reason, now)
+        outputs = {**_outputs(Decision.OBSERVED, result.reason, reason, now), **outputs}
         response = _patched(request, outputs, suspend=False)
         return Judgement(response, Decision.OBSERVED, result.reason, reason, **details)
     reason = f"deferred to {format_time(result.start)}: {result.detail}"
-    outputs |= _outputs(Decision.DEFERRED, result.reason, reason, now)
+    outputs = {**_outputs(Decision.DEFERRED, result.reason, reason, now), **outputs}
     response = _patched(request, outputs, suspend=True)
     return Judgement(response, Decision.DEFERRED, result.reason, reason, **details)
 
