@@ -70,6 +70,15 @@ class Refresher:
             except Exception as e:  # a background loop must survive any provider failure
                 self._metrics.provider_errors.labels(zone=zone).inc()
                 log.warning("forecast refresh failed for zone %s: %s", zone, e)
+            else:
+                # ForecastSource records provider errors instead of raising: a refresh that
+                # did not leave a fresh provider forecast counts as one.
+                result = self._source.snapshot(zone, self._clock())
+                if result.source != "provider":
+                    self._metrics.provider_errors.labels(zone=zone).inc()
+                    log.warning(
+                        "zone %s: using %s forecast: %s", zone, result.source, result.reason
+                    )
             age = self._source.snapshot(zone, self._clock()).age_s
             if age is not None:
                 self._metrics.forecast_age.labels(zone=zone).set(age)

@@ -13,8 +13,11 @@ from webhook.series import StepSeries
 class RecordingSource:
     """A forecast source that records refreshes; refreshing ``broken`` zones fails."""
 
-    def __init__(self, broken: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, broken: frozenset[str] = frozenset(), stale: frozenset[str] = frozenset()
+    ) -> None:
         self.broken = broken
+        self.stale = stale
         self.refreshed: list[str] = []
         self.snapshots = 0
         self.changed = asyncio.Event()
@@ -29,6 +32,8 @@ class RecordingSource:
     def snapshot(self, zone: str, now: float | None = None) -> ForecastResult:
         self.snapshots += 1
         series = StepSeries.regular(0, 3600, [100.0])
+        if zone in self.stale:
+            return ForecastResult(zone, "test", "stale-cache", series, 42.0, False, "401")
         return ForecastResult(zone, "test", "provider", series, 42.0, False, None)
 
 
@@ -39,16 +44,18 @@ async def _until(condition: object, source: RecordingSource) -> None:
 
 
 async def test_the_first_round_refreshes_every_zone_and_counts_failures() -> None:
-    source = RecordingSource(broken=frozenset({"GB"}))
+    source = RecordingSource(broken=frozenset({"GB"}), stale=frozenset({"FR"}))
     metrics = Metrics()
-    refresher = Refresher(source, ["DE", "GB"], interval_s=3600, metrics=metrics)
+    refresher = Refresher(source, ["DE", "GB", "FR"], interval_s=3600, metrics=metrics)
     task = asyncio.create_task(refresher.run())
     await asyncio.wait_for(refresher.first_round.wait(), 5)
     task.cancel()
-    assert source.refreshed == ["DE", "GB"]
-    assert (
-        metrics.registry.get_sample_value("greenlight_provider_errors_total", {"zone": "GB"}) == 1
-    )
+    assert source.refreshed == ["DE", "GB", "FR"]
+    errors = {
+        zone: metrics.registry.get_sample_value("greenlight_provider_errors_total", {"zone": zone})
+        for zone in ("DE", "GB", "FR")
+    }
+    assert errors == {"DE": None, "GB": 1, "FR": 1}
     assert (
         metrics.registry.get_sample_value("greenlight_forecast_age_seconds", {"zone": "DE"}) == 42
     )
