@@ -133,16 +133,24 @@ def history_forecast(
     index = hours // HOUR_S
     ages_h = (last_hour - hours) / HOUR_S
 
+    # The profiles are built from data at least a day old, so every hour-of-day bin has the same
+    # vintage: otherwise the bins just observed today lean toward today's level while the next
+    # hours' bins still hold yesterday's, and the forecast jumps at the current hour.
+    profiled = ages_h >= DAY_HOURS if hours.size > 2 * DAY_HOURS else np.ones(hours.size, bool)
     daily, _ = _weighted_profile(
-        values, index % DAY_HOURS, ages_h, config.daily_half_life_days * DAY_HOURS, DAY_HOURS
+        values[profiled],
+        index[profiled] % DAY_HOURS,
+        ages_h[profiled],
+        config.daily_half_life_days * DAY_HOURS,
+        DAY_HOURS,
     )
     daily = np.where(np.isnan(daily), float(np.mean(values)), daily)
     weekly_weight = config.weekly_blend if hours.size >= 2 * WEEK_HOURS else 0.0
     # Hour-of-week bins are counted from the epoch: any fixed origin works for a 168 h cycle.
     weekly, _ = _weighted_profile(
-        values,
-        index % WEEK_HOURS,
-        ages_h,
+        values[profiled],
+        index[profiled] % WEEK_HOURS,
+        ages_h[profiled],
         config.weekly_half_life_weeks * WEEK_HOURS,
         WEEK_HOURS,
     )
