@@ -387,7 +387,7 @@ class Admission:
         return judgement.response
 
     def validate(self, request: AdmissionRequest) -> AdmissionResponse:
-        return validate(request, self._trusted)
+        return validate(request, self._trusted, self._context.catalog)
 
     def _record(self, request: AdmissionRequest, judgement: Judgement) -> None:
         metrics = self._metrics

@@ -13,7 +13,7 @@ allowed: the mutating webhook has just written them in the same request.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from webhook import annotations as keys
 from webhook.admission import AdmissionRequest, AdmissionResponse
@@ -22,19 +22,45 @@ from webhook.ownership import job_annotations
 INVALID_CODE = 422
 
 
+class GpuModels(Protocol):
+    """The GPU catalog (``webhook.energy.GpuCatalog``): resolves names, lists models."""
+
+    @property
+    def names(self) -> tuple[str, ...]: ...
+
+    def match(self, name: str) -> object | None: ...
+
+
 def _changed(new: Mapping[str, Any], old: Mapping[str, Any]) -> set[str]:
     return {k for k in new.keys() | old.keys() if new.get(k) != old.get(k)}
 
 
-def annotation_problems(request: AdmissionRequest, trusted_usernames: Collection[str]) -> list[str]:
-    """Every problem with the greenlight annotations of the Job in ``request``."""
+def annotation_problems(
+    request: AdmissionRequest,
+    trusted_usernames: Collection[str],
+    gpu_models: GpuModels | None = None,
+) -> list[str]:
+    """Every problem with the greenlight annotations of the Job in ``request``; with
+    ``gpu_models``, a ``gpu-model`` the catalog cannot resolve is one too."""
     new = job_annotations(request.object)
     is_update = request.operation == "UPDATE"
     old = job_annotations(request.old_object or {}) if is_update else {}
     scope = _changed(new, old) if is_update else set(new)
     trusted = request.username in trusted_usernames
 
-    problems = [str(error) for error in keys.parse_inputs(new).errors if error.key in scope]
+    parsed = keys.parse_inputs(new)
+    problems = [str(error) for error in parsed.errors if error.key in scope]
+    model = parsed.inputs.gpu_model
+    if (
+        gpu_models is not None
+        and model is not None
+        and keys.GPU_MODEL in scope
+        and gpu_models.match(model) is None
+    ):
+        problems.append(
+            f"{keys.GPU_MODEL}={model!r}: unknown GPU model; expected one of "
+            f"{', '.join(gpu_models.names)} (or a name that resolves to one)"
+        )
     if not trusted:
         unknown = [k for k in keys.unknown_keys(new) if k in scope]
         problems += [
@@ -51,11 +77,15 @@ def annotation_problems(request: AdmissionRequest, trusted_usernames: Collection
     return problems
 
 
-def validate(request: AdmissionRequest, trusted_usernames: Collection[str]) -> AdmissionResponse:
+def validate(
+    request: AdmissionRequest,
+    trusted_usernames: Collection[str],
+    gpu_models: GpuModels | None = None,
+) -> AdmissionResponse:
     """Allow, or deny with one message listing every problem."""
     if not request.is_job or request.operation not in {"CREATE", "UPDATE"}:
         return AdmissionResponse(uid=request.uid, allowed=True)
-    problems = annotation_problems(request, trusted_usernames)
+    problems = annotation_problems(request, trusted_usernames, gpu_models)
     if not problems:
         return AdmissionResponse(uid=request.uid, allowed=True)
     noun = "problem" if len(problems) == 1 else "problems"

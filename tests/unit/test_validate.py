@@ -5,6 +5,7 @@ from reviews import GREENLIGHT_USER, body, job, review
 
 from webhook import annotations as keys
 from webhook.admission import AdmissionResponse, decode_review
+from webhook.energy import EnergySettings, load_catalog
 from webhook.validate import validate
 
 TRUSTED = (GREENLIGHT_USER,)
@@ -154,3 +155,14 @@ def test_a_non_string_annotation_value_is_reported_not_crashed() -> None:
     response = validate(decode_review(body(review(obj))), TRUSTED)
     assert not response.allowed
     assert "not a string" in (response.message or "")
+
+
+def test_an_unknown_gpu_model_is_refused_naming_the_known_ones() -> None:
+    catalog = load_catalog(EnergySettings())
+    unknown = decode_review(body(review(job(annotations={keys.GPU_MODEL: "Voodoo2"}))))
+    response = validate(unknown, TRUSTED, catalog)
+    assert not response.allowed
+    assert "Voodoo2" in (response.message or "")
+    assert "A100" in (response.message or "")
+    known = decode_review(body(review(job(annotations={keys.GPU_MODEL: "h100-pcie"}))))
+    assert validate(known, TRUSTED, catalog).allowed
