@@ -19,10 +19,13 @@ Fixtures (all built on ``webhook.localcluster.LocalControlPlane``):
   after the test.
 
 A missing binary fails the run with the command that builds it; nothing is skipped.
+``GREENLIGHT_E2E_LOGS=DIR`` keeps the session plane's component logs in DIR.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -45,6 +48,8 @@ from webhook.localcluster import (
 
 DECISION_ANNOTATION = "greenlight.dev/decision"
 PROBE_NAMESPACE = "greenlight-e2e-probe"
+# Set to a directory to keep the session control plane's component logs after the run.
+KEEP_LOGS_ENV = "GREENLIGHT_E2E_LOGS"
 
 _E2E_DIR = Path(__file__).parent
 
@@ -64,6 +69,9 @@ def control_plane() -> Iterator[LocalControlPlane]:
     try:
         yield plane
     finally:
+        keep_logs = os.environ.get(KEEP_LOGS_ENV)
+        if keep_logs:
+            shutil.copytree(plane.workdir / "logs", Path(keep_logs), dirs_exist_ok=True)
         plane.stop()
 
 
