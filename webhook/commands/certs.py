@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from webhook import certs  # noqa: PLC0415 (cryptography loads only when used)
+    from webhook import certs  # here, not at the top: cryptography loads only when used
 
     out: Path = args.out
     now = datetime.now(UTC)
