@@ -20,7 +20,16 @@ class Command(Protocol):
 
 
 # Module names under webhook.commands, in the order `greenlight --help` lists them.
-COMMANDS: tuple[str, ...] = ("simulate", "certs", "profile_gpu", "forecast", "serve", "bench")
+COMMANDS: tuple[str, ...] = (
+    "simulate",
+    "certs",
+    "profile_gpu",
+    "forecast",
+    "serve",
+    "bench",
+    "bootstrap_certs",
+    "release_all",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
