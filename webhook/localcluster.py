@@ -322,8 +322,8 @@ def _signal_group(process: _Process, sig: signal.Signals) -> None:
         os.killpg(process.popen.pid, sig)
 
 
-def _teardown(processes: list[_Process], workdir: Path, grace_s: float) -> None:
-    """Terminate every process group, newest first, then remove the work directory.
+def _terminate(processes: list[_Process], grace_s: float) -> None:
+    """Terminate every process group, newest first.
 
     One at a time: kube-apiserver shuts down in about a second while etcd is there, but hangs
     until SIGKILL when etcd goes first.
@@ -336,6 +336,11 @@ def _teardown(processes: list[_Process], workdir: Path, grace_s: float) -> None:
         _signal_group(process, signal.SIGKILL)
         process.popen.wait()
     processes.clear()
+
+
+def _teardown(processes: list[_Process], workdir: Path, grace_s: float) -> None:
+    """Terminate every process, then remove the work directory."""
+    _terminate(processes, grace_s)
     shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -388,8 +393,7 @@ class LocalControlPlane:
             for name in CORE_BINARIES:
                 require_binary(self._bin_dir, name)
             self._write_pki()
-            self._start_etcd()
-            self._start_apiserver()
+            self._start_etcd_and_apiserver()
             self._write_kubeconfig()
         except BaseException:
             self.stop()
@@ -602,6 +606,21 @@ class LocalControlPlane:
                 "service-account.key": certs.build_signing_key_pem(),
             },
         )
+
+    def _start_etcd_and_apiserver(self, attempts: int = 3) -> None:
+        # A free port can be taken by another process (another test run on this machine)
+        # between our probe and the component's bind: start again on fresh ports.
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start_etcd()
+                self._start_apiserver()
+            except ControlPlaneError as e:
+                if "address already in use" not in str(e) or attempt == attempts:
+                    raise
+                _terminate(self._processes, self.settings.stop_grace_s)
+                shutil.rmtree(self.workdir / "etcd", ignore_errors=True)
+            else:
+                return
 
     def _start_etcd(self) -> None:
         self.etcd_port, peer_port = free_port(), free_port()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 from kubernetes import client
 
+from webhook import localcluster
 from webhook.localcluster import (
     GPU_NODE,
     GPU_PRODUCT_LABEL,
@@ -287,3 +289,20 @@ def test_components_die_with_a_killed_owner_and_the_next_plane_removes_its_workd
     assert Path(workdir).exists()
     LocalControlPlane().stop()
     assert not Path(workdir).exists()
+
+
+def test_a_port_taken_before_etcd_binds_it_is_retried_on_fresh_ports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_free_port = localcluster.free_port
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1]])
+        monkeypatch.setattr(
+            localcluster, "free_port", lambda: next(ports, None) or real_free_port()
+        )
+        with LocalControlPlane(LocalClusterSettings()) as plane:
+            assert plane.etcd_port != taken.getsockname()[1]
+            assert "address already in use" in plane.log_tail("etcd", lines=200)
+            assert plane.kubectl("get", "--raw=/readyz").stdout == "ok"
