@@ -20,6 +20,7 @@ one whose start is at or before ``now`` (what a provider's ``latest`` endpoint r
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,24 @@ from webhook.series import FloatArray, IntArray, StepSeries
 HOUR_S = 3600
 DAY_HOURS = 24
 WEEK_HOURS = 168
+
+
+@dataclass(frozen=True)
+class ForecastUncertainty:
+    """Relative error of a forecast: ``error_pct`` at long lead times, shrinking toward zero
+    for the next hours as ``error_pct x sqrt(1 - decay^(2 x lead_h))`` — the error of an AR(1)
+    process corrected by its latest observed value."""
+
+    error_pct: float
+    decay_per_hour: float = 0.0
+
+    def at_lead(self, lead_s: float) -> float:
+        lead_h = max(lead_s, 0.0) / 3600.0
+        return self.error_pct * math.sqrt(max(1.0 - self.decay_per_hour ** (2.0 * lead_h), 0.0))
+
+
+EXACT = ForecastUncertainty(0.0)
+"""A forecast known to be right (the oracle, tests)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +129,10 @@ class HistoryForecast:
     decay_per_hour: float
     """Lag-1 autocorrelation of those deviations: how fast the latest one fades."""
 
+    @property
+    def uncertainty(self) -> ForecastUncertainty:
+        return ForecastUncertainty(self.error_pct, self.decay_per_hour)
+
 
 def history_forecast(
     history: StepSeries,
@@ -186,6 +209,14 @@ class ForecastCorrection:
     latest_error_g_per_kwh: float
     decay_per_hour: float
     observed_until: int
+    error_pct: float | None = None
+    """The provider forecast's recent RMS relative error (%), where a day of overlap exists."""
+
+    @property
+    def uncertainty(self) -> ForecastUncertainty | None:
+        if self.error_pct is None:
+            return None
+        return ForecastUncertainty(self.error_pct, self.decay_per_hour)
 
 
 def correct_forecast(
@@ -225,7 +256,13 @@ def correct_forecast(
     times = np.concatenate((hours[-1:], future_hours))
     values = np.concatenate((actual[-1:], corrected))
     end = int(times[-1] + HOUR_S)
-    return ForecastCorrection(StepSeries(times, values, end), float(errors[-1]), decay, last_hour)
+    return ForecastCorrection(
+        StepSeries(times, values, end),
+        float(errors[-1]),
+        decay,
+        last_hour,
+        error_pct=_rms_relative_pct(errors[-7 * DAY_HOURS :], actual[-7 * DAY_HOURS :]),
+    )
 
 
 def forecast_error_pct(
@@ -240,5 +277,12 @@ def forecast_error_pct(
     if hours.size < 24:
         return None
     predicted = forecast.integral(hours, hours + HOUR_S) / HOUR_S
+    return _rms_relative_pct(actual - predicted, actual)
+
+
+def _rms_relative_pct(errors: FloatArray, actual: FloatArray) -> float | None:
+    """RMS of errors relative to the actual values (%), None with less than a day of them."""
+    if errors.size < DAY_HOURS:
+        return None
     scale = np.maximum(np.abs(actual), 1.0)
-    return float(100.0 * np.sqrt(np.mean(((actual - predicted) / scale) ** 2)))
+    return float(100.0 * np.sqrt(np.mean((errors / scale) ** 2)))

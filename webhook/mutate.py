@@ -35,6 +35,7 @@ from webhook.energy import (
     estimate_energy,
 )
 from webhook.energy import parse_workload as energy_workload
+from webhook.forecast import ForecastUncertainty
 from webhook.jobspec import JobSpecError, job_resources
 from webhook.metrics import Metrics
 from webhook.planner import Plan, PlannerSettings, PlanRequest, latest_start, plan
@@ -83,6 +84,7 @@ class DecisionMemo:
         forecast: StepSeries,
         settings: PlannerSettings,
         prices: PriceModel | None,
+        uncertainty: ForecastUncertainty | None = None,
     ) -> Plan:
         decided = to_epoch(request.arrival)
         key = (
@@ -93,13 +95,21 @@ class DecisionMemo:
             to_epoch(request.latest_start),
             settings,
             id(prices),
+            uncertainty,
         )
         held = self._plans.get(key)
         if held is not None and held[0] is forecast:
             return held[1]
         end = request.latest_start + timedelta(seconds=request.duration_s)
         price_series = prices.series(request.arrival, end) if prices is not None else None
-        result = plan(request, forecast, settings, prices=price_series, now=request.arrival)
+        result = plan(
+            request,
+            forecast,
+            settings,
+            prices=price_series,
+            uncertainty=uncertainty,
+            now=request.arrival,
+        )
         if len(self._plans) >= self._max_entries:
             self._plans.clear()
         self._plans[key] = (forecast, result)
@@ -336,6 +346,7 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
         forecast.series,
         planner_settings,
         context.prices,
+        forecast.uncertainty,
     )
     outputs = _plan_outputs(
         result, zone=zone, duration_s=duration_s, energy_kwh=estimate.energy_kwh, forecast=forecast

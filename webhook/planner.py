@@ -26,7 +26,20 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from webhook.forecast import EXACT, ForecastUncertainty
 from webhook.series import FloatArray, StepSeries, from_epoch, to_epoch
+
+__all__ = [
+    "EXACT",
+    "ForecastUncertainty",
+    "Plan",
+    "PlanRequest",
+    "PlannerSettings",
+    "Replan",
+    "latest_start",
+    "plan",
+    "replan",
+]
 
 TIE_TOLERANCE = 1e-9
 """Relative difference under which two candidate windows count as equal (earliest wins)."""
@@ -38,7 +51,7 @@ class PlannerSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     min_saving_pct: float = Field(
-        default=5.0,
+        default=1.0,
         ge=0.0,
         le=100.0,
         description="Defer only when the predicted saving is at least this share of the "
@@ -50,23 +63,23 @@ class PlannerSettings(BaseModel):
         description="... and at least this many grams of CO2eq (0 = no absolute floor).",
     )
     uncertainty_z: float = Field(
-        default=1.0,
+        default=0.5,
         ge=0.0,
-        description="Required margin in forecast standard errors: a deferral needs a predicted "
-        "saving above uncertainty_z x the forecast's relative error at the planned lead time.",
+        description="Required margin in forecast standard errors at admission: a Job is "
+        "deferred only if the predicted saving is above uncertainty_z x the forecast's relative "
+        "error at the planned lead time.",
     )
     default_forecast_error_pct: float = Field(
         default=10.0,
         ge=0.0,
         description="Relative error (%) assumed for a forecast whose recent accuracy is unknown.",
     )
-    slip_z: float = Field(
-        default=1.0,
+    waiting_uncertainty_z: float = Field(
+        default=0.0,
         ge=0.0,
-        description="When a Job's planned release comes and a later window now looks better, "
-        "move it later only if the saving beats slip_z x the forecast's relative error at that "
-        "lead (forecasts that keep promising a cleaner tomorrow otherwise push Jobs to their "
-        "deadline).",
+        description="The same margin while a deferred Job waits (re-planning). Once the arrival "
+        "opportunity is gone, following the best current estimate serves better than a margin "
+        "(measured in docs/benchmarks.md).",
     )
     replan_hysteresis_pct: float = Field(
         default=1.0,
@@ -81,23 +94,6 @@ class PlannerSettings(BaseModel):
         description="Weight of electricity cost against carbon in the objective: 0 = carbon "
         "only (default), 1 = cost only. Both are normalised by their mean over the window.",
     )
-
-
-@dataclass(frozen=True)
-class ForecastUncertainty:
-    """Relative error of a forecast: ``error_pct`` at long lead times, shrinking toward zero
-    for the next hours as ``error_pct x sqrt(1 - decay^(2 x lead_h))`` — the error of an AR(1)
-    process corrected by its latest observed value."""
-
-    error_pct: float
-    decay_per_hour: float = 0.0
-
-    def at_lead(self, lead_s: float) -> float:
-        lead_h = max(lead_s, 0.0) / 3600.0
-        return self.error_pct * math.sqrt(max(1.0 - self.decay_per_hour ** (2.0 * lead_h), 0.0))
-
-
-EXACT = ForecastUncertainty(0.0)
 
 
 @dataclass(frozen=True)
@@ -357,32 +353,23 @@ def replan(
     uncertainty: ForecastUncertainty | None = None,
 ) -> Replan:
     """Re-plan a waiting Job at ``now`` with fresher data (``forecast`` should already carry the
-    actuals observed so far, e.g. through ``forecast.correct_forecast``).
+    actuals observed so far, e.g. through ``forecast.correct_forecast``). The uncertainty margin
+    here is ``waiting_uncertainty_z``: the margin guards the decision to give up running at
+    admission; once that is gone, the best current estimate is the best guide.
 
     - The release is never later than the latest start, and never earlier than ``now``.
     - If running now is best, or no longer-worth-waiting, the answer is ``release-now``.
     - Otherwise the release moves only when the new window beats the current one by the
       hysteresis; else it is kept (bounded churn).
     """
-    fresh = plan(request, forecast, settings, prices=prices, uncertainty=uncertainty, now=now)
+    waiting = settings.model_copy(update={"uncertainty_z": settings.waiting_uncertainty_z})
+    fresh = plan(request, forecast, waiting, prices=prices, uncertainty=uncertainty, now=now)
     now_s = to_epoch(now)
     current_s = min(max(to_epoch(current_start), now_s), to_epoch(fresh.latest_start))
     if not fresh.deferred:
         return Replan("release-now", from_epoch(now_s), fresh, fresh.detail)
     if current_s <= now_s:
-        # The planned time has come but a later window looks better: move only if clearly so.
-        lead = (fresh.start - fresh.decided_at).total_seconds()
-        needed = settings.slip_z * (
-            uncertainty or ForecastUncertainty(settings.default_forecast_error_pct)
-        ).at_lead(lead)
-        if fresh.savings_pct <= needed:
-            return Replan(
-                "release-now",
-                from_epoch(now_s),
-                fresh,
-                f"released at the planned time: a later window saves {fresh.savings_pct:.1f}%, "
-                f"within the forecast's uncertainty ({needed:.1f}%)",
-            )
+        # The planned time has come but a later window now looks better.
         return Replan("move", fresh.start, fresh, f"moved later: {fresh.detail}")
     usable = forecast.extended_to(current_s + request.duration_s)
     current_mean = float(_window_means(usable, np.array([float(current_s)]), request.duration_s)[0])

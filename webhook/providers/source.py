@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from webhook.forecast import correct_forecast, history_forecast
+from webhook.forecast import ForecastUncertainty, correct_forecast, history_forecast
 from webhook.providers.base import IntensityData, Provider, ProviderError
 from webhook.providers.cache import AsyncTtlCache, Cached, CacheSettings
 from webhook.series import StepSeries
@@ -44,8 +44,10 @@ HISTORY_GAP_S = 2 * HOUR_S
 """Observed data older than this at a refresh is back-filled from the history endpoint."""
 
 SourceKind = Literal["provider", "stale-cache", "history", "none"]
-HistoryForecaster = Callable[[StepSeries, int, int], StepSeries]
-Corrector = Callable[[StepSeries, StepSeries, int], StepSeries]
+Prediction = tuple[StepSeries, ForecastUncertainty | None]
+"""A forecast series and, where it can be measured, how far to trust it."""
+HistoryForecaster = Callable[[StepSeries, int, int], Prediction]
+Corrector = Callable[[StepSeries, StepSeries, int], Prediction]
 
 
 class ForecastSettings(BaseModel):
@@ -89,18 +91,22 @@ class ForecastResult:
     age_s: float | None
     estimated: bool
     reason: str | None
+    uncertainty: ForecastUncertainty | None = None
+    """Measured relative error of ``series`` (None: unknown, the planner assumes its default)."""
 
     @property
     def has_data(self) -> bool:
         return self.series is not None
 
 
-def _from_history(history: StepSeries, now: int, horizon_s: int) -> StepSeries:
-    return history_forecast(history, now, horizon_s).series
+def _from_history(history: StepSeries, now: int, horizon_s: int) -> Prediction:
+    result = history_forecast(history, now, horizon_s)
+    return result.series, result.uncertainty
 
 
-def _correct(forecast: StepSeries, actuals: StepSeries, now: int) -> StepSeries:
-    return correct_forecast(forecast, actuals, now).series
+def _correct(forecast: StepSeries, actuals: StepSeries, now: int) -> Prediction:
+    result = correct_forecast(forecast, actuals, now)
+    return result.series, result.uncertainty
 
 
 def choose_forecast(
@@ -129,8 +135,9 @@ def choose_forecast(
             if source == "stale-cache" and not reasons:
                 reasons.append(f"the {provider} forecast is {fetched_age:.0f} s old")
             series = data.series
+            uncertainty = None
             if correct and actuals is not None:
-                series = corrector(series, actuals, int(now))
+                series, uncertainty = corrector(series, actuals, int(now))
             return ForecastResult(
                 zone,
                 provider,
@@ -139,6 +146,7 @@ def choose_forecast(
                 data.age_s(now),
                 data.estimated,
                 "; ".join(reasons) if source == "stale-cache" else None,
+                uncertainty,
             )
         else:
             reasons.append(
@@ -149,12 +157,14 @@ def choose_forecast(
         reasons.append(f"no {provider} forecast fetched yet")
     if actuals is not None:
         try:
-            series = forecaster(actuals, int(now), horizon_s)
+            series, uncertainty = forecaster(actuals, int(now), horizon_s)
         except ValueError as exc:
             reasons.append(f"history forecast impossible: {exc}")
         else:
             age = max(0.0, now - float(actuals.times[-1]))
-            return ForecastResult(zone, provider, "history", series, age, True, "; ".join(reasons))
+            return ForecastResult(
+                zone, provider, "history", series, age, True, "; ".join(reasons), uncertainty
+            )
     else:
         reasons.append("no observed history to forecast from")
     return ForecastResult(zone, provider, "none", None, None, True, "; ".join(reasons))

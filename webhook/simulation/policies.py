@@ -25,7 +25,6 @@ import numpy as np
 from webhook.forecast import (
     HistoryForecastConfig,
     correct_forecast,
-    forecast_error_pct,
     history_forecast,
 )
 from webhook.planner import (
@@ -126,9 +125,7 @@ class ForecastOracle:
             result = history_forecast(
                 self.actual, hour, FORECAST_HORIZON_S, config=self.history_config
             )
-            return Knowledge(
-                result.series, ForecastUncertainty(result.error_pct, result.decay_per_hour)
-            )
+            return Knowledge(result.series, result.uncertainty)
         assert self.provider_forecast is not None
         # The provider's forecast for the next 48 h, corrected by what has been observed.
         # Forecasts received so far: past hours (to measure the error) and the next 48 h.
@@ -138,10 +135,9 @@ class ForecastOracle:
             self.actual.window(hour - 15 * 86400, hour + HOUR_S),
             hour,
         )
-        error = forecast_error_pct(self.provider_forecast, self.actual, hour)
         return Knowledge(
             correction.series,
-            ForecastUncertainty(error if error is not None else 10.0, correction.decay_per_hour),
+            correction.uncertainty or ForecastUncertainty(10.0, correction.decay_per_hour),
         )
 
 

@@ -58,9 +58,10 @@ def choose(
         error=error,
         horizon_s=24 * HOUR,
         cache=CACHE,
-        forecaster=lambda history, now, horizon: HISTORY_MARK,
-        corrector=lambda series, actuals, now: StepSeries(
-            series.times, series.values + 1, series.end
+        forecaster=lambda history, now, horizon: (HISTORY_MARK, None),
+        corrector=lambda series, actuals, now: (
+            StepSeries(series.times, series.values + 1, series.end),
+            None,
         ),
     )
 
