@@ -95,14 +95,14 @@ def _autocorrelation(errors: FloatArray, max_lag: int, default_decay: float) -> 
     lags = np.arange(max_lag + 1)
     if errors.size < DAY_HOURS:
         return np.power(default_decay, lags)
-    centred = errors - np.mean(errors)
-    denominator = float(np.dot(centred, centred))
+    # Uncentred (about zero, not the mean): a persistent bias is an error that persists.
+    denominator = float(np.dot(errors, errors))
     rho = np.zeros(max_lag + 1)
     rho[0] = 1.0
     if denominator <= 0:
         return rho
     for lag in range(1, min(max_lag, errors.size - 1) + 1):
-        rho[lag] = float(np.dot(centred[:-lag], centred[lag:])) / denominator
+        rho[lag] = float(np.dot(errors[:-lag], errors[lag:])) / denominator
     return np.clip(rho, 0.0, 1.0)
 
 

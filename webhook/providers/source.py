@@ -122,8 +122,13 @@ def choose_forecast(
     correct: bool = True,
     forecaster: HistoryForecaster = _from_history,
     corrector: Corrector = _correct,
+    issued: StepSeries | None = None,
 ) -> ForecastResult:
-    """The chain provider -> stale cache -> history -> none, as a pure function of the state."""
+    """The chain provider -> stale cache -> history -> none, as a pure function of the state.
+
+    ``issued`` holds what earlier forecasts said about hours now past: with it, the correction
+    can measure the provider's recent error (and so its uncertainty), not just the latest one.
+    """
     reasons: list[str] = [error] if error else []
     if forecast is not None:
         data = forecast.value
@@ -137,6 +142,8 @@ def choose_forecast(
             series = data.series
             uncertainty = None
             if correct and actuals is not None:
+                if issued is not None and issued.start < series.start:
+                    series = merge_observed(issued, series, keep_from=issued.start)
                 series, uncertainty = corrector(series, actuals, int(now))
             return ForecastResult(
                 zone,
@@ -188,6 +195,8 @@ def merge_observed(old: StepSeries | None, new: StepSeries, *, keep_from: int) -
 @dataclass
 class _ZoneState:
     actuals: StepSeries | None = None
+    issued: StepSeries | None = None
+    """Every forecast received, the newest winning where they overlap (bounded like actuals)."""
     error: str | None = None
 
 
@@ -244,6 +253,7 @@ class ForecastSource:
             correct=self._settings.correct_with_actuals,
             forecaster=self._forecaster,
             corrector=self._corrector,
+            issued=state.issued,
         )
 
     def age_s(self, zone: str, now: float) -> float | None:
@@ -288,6 +298,12 @@ class ForecastSource:
         else:
             if cached.error is not None:
                 errors.append(str(cached.error))
+            else:
+                state.issued = merge_observed(
+                    state.issued,
+                    cached.value.series,
+                    keep_from=int(self._clock()) - self._settings.history_keep_s,
+                )
         now = int(self._clock())
         await self._fill_history(zone, state, now, errors)
         try:

@@ -259,3 +259,27 @@ async def test_a_fresh_forecast_is_not_fetched_again_and_refreshes_coalesce() ->
     assert len(api.calls("/past-range")) == 1
     assert forecasts.age_s("DE", clock.now + 60) == 60  # fetched now; no issue time given
     assert forecasts.zones == ["DE"]
+
+
+def test_forecasts_issued_earlier_let_the_correction_measure_the_providers_error() -> None:
+    """The provider said 300 for hours that turned out 250: its recent error becomes the
+    uncertainty the planner needs a saving to beat; without that record it stays unknown."""
+    issued_before = StepSeries.regular(HOUR_NOW - 48 * HOUR, HOUR, [300.0] * 48)
+    common = {
+        "zone": "DE",
+        "provider": "acme",
+        "now": NOW,
+        "forecast": Cached(forecast_data(), stored_at=NOW),
+        "actuals": OBSERVED,
+        "error": None,
+        "horizon_s": 24 * HOUR,
+        "cache": CACHE,
+    }
+    measured = choose_forecast(**common, issued=issued_before)
+    unknown = choose_forecast(**common)
+    assert measured.uncertainty is not None
+    assert measured.uncertainty.error_pct == pytest.approx(20.0)  # |250 - 300| / 250
+    assert unknown.uncertainty is None
+    # The correction moves the next hour toward what was observed (250), not the raw 301.
+    assert measured.series is not None
+    assert measured.series.value_at(HOUR_NOW + HOUR) < 301.0
