@@ -538,6 +538,11 @@ class LocalControlPlane:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    @property
+    def bin_dir(self) -> Path:
+        """The directory of the control-plane binaries in use (kubectl among them)."""
+        return self._require_bin_dir()
+
     # -- internals ---------------------------------------------------------------------------
 
     def _require_bin_dir(self) -> Path:
