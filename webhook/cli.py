@@ -21,6 +21,7 @@ class Command(Protocol):
 
 # Module names under webhook.commands, in the order `greenlight --help` lists them.
 COMMANDS: tuple[str, ...] = (
+    "demo",
     "simulate",
     "certs",
     "profile_gpu",
@@ -29,6 +30,7 @@ COMMANDS: tuple[str, ...] = (
     "bench",
     "bootstrap_certs",
     "release_all",
+    "reconcile",
 )
 
 
