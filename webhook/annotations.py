@@ -57,6 +57,13 @@ FORECAST_AGE_S = "greenlight.dev/forecast-age-s"
 # --- Outputs written by the reconciler (declared here so every key has one home) --------------
 RELEASED_AT = "greenlight.dev/released-at"
 RELEASE_REASON = "greenlight.dev/release-reason"
+REPLANNED_AT = "greenlight.dev/replanned-at"  # when a re-plan last moved release-at
+REPLAN_COUNT = "greenlight.dev/replan-count"
+ACTUAL_RUN_S = "greenlight.dev/actual-run-s"  # on completion: the real run time
+ACTUAL_ENERGY_KWH = "greenlight.dev/actual-energy-kwh"
+ACTUAL_INTENSITY = "greenlight.dev/actual-intensity-g-per-kwh"  # over the real run window
+ACTUAL_EMISSIONS_G = "greenlight.dev/actual-emissions-g"
+ACTUAL_SAVINGS_G = "greenlight.dev/actual-savings-g"  # versus the same run at admission
 
 INPUT_KEYS: tuple[str, ...] = (
     SKIP,
@@ -91,7 +98,17 @@ WEBHOOK_OUTPUT_KEYS: tuple[str, ...] = (
     FORECAST_SOURCE,
     FORECAST_AGE_S,
 )
-RECONCILER_OUTPUT_KEYS: tuple[str, ...] = (RELEASED_AT, RELEASE_REASON)
+RECONCILER_OUTPUT_KEYS: tuple[str, ...] = (
+    RELEASED_AT,
+    RELEASE_REASON,
+    REPLANNED_AT,
+    REPLAN_COUNT,
+    ACTUAL_RUN_S,
+    ACTUAL_ENERGY_KWH,
+    ACTUAL_INTENSITY,
+    ACTUAL_EMISSIONS_G,
+    ACTUAL_SAVINGS_G,
+)
 
 
 def is_greenlight_key(key: str) -> bool:

@@ -25,6 +25,7 @@ from webhook.durations import parse_duration
 from webhook.energy import EnergySettings
 from webhook.planner import PlannerSettings
 from webhook.providers.settings import ProviderSettings, load_provider_settings
+from webhook.reconciler.settings import ReconcilerSettings
 
 
 def _seconds(value: Any) -> Any:
@@ -128,6 +129,7 @@ class Settings(BaseSettings):
     energy: EnergySettings = Field(default_factory=EnergySettings)
     cost: CostSettings = Field(default_factory=CostSettings)
     providers: ProviderSettings = Field(default_factory=ProviderSettings)
+    reconciler: ReconcilerSettings = Field(default_factory=ReconcilerSettings)
 
 
 def load_settings() -> Settings:

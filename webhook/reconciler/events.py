@@ -1,0 +1,139 @@
+"""Kubernetes Events on a deferred Job (pure): what ``kubectl describe job`` shows.
+
+Reasons are stable: ``Deferred`` (when, and the expected saving), ``Replanned`` (from, to,
+why), ``Released`` (the release reason), ``Completed`` (actual emissions and saving).
+
+Each Event has a name fixed by the Job's uid and what it records, so recording it twice —
+after a restart, or by a new leader during a failover — is answered 409 AlreadyExists and
+changes nothing: every Event is recorded once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from webhook.annotations import format_time
+from webhook.reconciler.accounting import Accounting
+from webhook.reconciler.decide import Move, Release, ReleaseReason, TrackedJob
+
+COMPONENT = "greenlight"
+REPORTING_COMPONENT = "greenlight.dev/reconciler"
+MAX_NAME = 253
+
+
+class EventReason(StrEnum):
+    DEFERRED = "Deferred"
+    REPLANNED = "Replanned"
+    RELEASED = "Released"
+    COMPLETED = "Completed"
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One Event to record on a Job."""
+
+    job: TrackedJob
+    reason: EventReason
+    message: str
+    warning: bool = False
+    suffix: str = ""
+
+    @property
+    def name(self) -> str:
+        """Unique per Job (uid) and per thing recorded; a valid object name."""
+        tail = f".greenlight-{self.reason.lower()}{self.suffix}-{self.job.uid[:8]}"
+        return self.job.name[: MAX_NAME - len(tail)] + tail
+
+
+def _grams(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.0f} g"
+
+
+def deferred(job: TrackedJob) -> JobEvent | None:
+    deferral = job.deferral
+    if deferral is None:
+        return None
+    saving = _grams(job.savings_g)
+    if job.savings_pct is not None:
+        saving += f" ({job.savings_pct:.1f}%)"
+    return JobEvent(
+        job,
+        EventReason.DEFERRED,
+        f"Deferred until {format_time(deferral.release_at)} (latest start "
+        f"{format_time(deferral.release_by)}, zone {deferral.zone}); expected saving "
+        f"{saving} CO2eq",
+    )
+
+
+def replanned(job: TrackedJob, move: Move) -> JobEvent:
+    direction = "earlier" if move.start < move.previous else "later"
+    return JobEvent(
+        job,
+        EventReason.REPLANNED,
+        f"Release moved {direction} from {format_time(move.previous)} to "
+        f"{format_time(move.start)}: {move.why}",
+        suffix=f"-{job.replan_count + 1}",
+    )
+
+
+_WARNINGS = {ReleaseReason.PROVIDER_OUTAGE, ReleaseReason.INVALID_PLAN, ReleaseReason.DEADLINE}
+
+
+def released(job: TrackedJob, reason: ReleaseReason, why: str, now: datetime) -> JobEvent:
+    return JobEvent(
+        job,
+        EventReason.RELEASED,
+        f"Released at {format_time(now)} (reason {reason.value}): {why}",
+        warning=reason in _WARNINGS,
+    )
+
+
+def released_by_action(job: TrackedJob, release: Release, now: datetime) -> JobEvent:
+    return released(job, release.reason, release.why, now)
+
+
+def completed(job: TrackedJob, accounting: Accounting) -> JobEvent:
+    basis = (
+        ""
+        if accounting.basis == "observed"
+        else " (no observed intensity covered the run: the planned intensity was used)"
+    )
+    return JobEvent(
+        job,
+        EventReason.COMPLETED,
+        f"{job.outcome or 'Finished'} after {accounting.run_s:.0f} s: actual emissions "
+        f"{accounting.emissions_g:.0f} g CO2eq ({accounting.energy_kwh:.3f} kWh at "
+        f"{accounting.intensity_g_per_kwh:.0f} g/kWh){basis}; saving "
+        f"{accounting.savings_g:.0f} g versus running at admission "
+        f"({accounting.intensity_at_admission_g_per_kwh:.0f} g/kWh)",
+    )
+
+
+def event_body(event: JobEvent, *, now: datetime, instance: str) -> dict[str, Any]:
+    """The core/v1 Event object for ``event``."""
+    job = event.job
+    stamp = format_time(now)
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": event.name, "namespace": job.namespace},
+        "involvedObject": {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "name": job.name,
+            "namespace": job.namespace,
+            "uid": job.uid,
+        },
+        "reason": event.reason.value,
+        "message": event.message[:1024],
+        "type": "Warning" if event.warning else "Normal",
+        "source": {"component": COMPONENT},
+        "reportingComponent": REPORTING_COMPONENT,
+        "reportingInstance": instance[:128],
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
