@@ -88,3 +88,101 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+_LATENESS_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0, 300.0, 3600.0)
+
+
+class ReconcilerMetrics:
+    """Every metric the reconciler exports (in a registry of its own, or the webhook's when
+    both run in one process)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.overdue = Gauge(
+            "greenlight_overdue_deferred_jobs",
+            "Deferred Jobs still suspended past their release-by plus the grace (should be 0).",
+            registry=r,
+        )
+        self.waiting = Gauge(
+            "greenlight_deferred_jobs", "Deferred Jobs waiting for their release.", registry=r
+        )
+        self.tracked = Gauge(
+            "greenlight_reconciler_tracked_jobs",
+            "Jobs the reconciler keeps: waiting, or released and not yet accounted.",
+            registry=r,
+        )
+        self.releases = Counter(
+            "greenlight_releases", "Released Jobs by release reason.", ["reason"], registry=r
+        )
+        self.lateness = Histogram(
+            "greenlight_release_lateness_seconds",
+            "Time from a Job's release target to its release PATCH being accepted.",
+            buckets=_LATENESS_BUCKETS_S,
+            registry=r,
+        )
+        self.replans = Counter(
+            "greenlight_replans",
+            "Re-plans of waiting Jobs by outcome (moved, kept, released).",
+            ["outcome"],
+            registry=r,
+        )
+        self.api_requests = Counter(
+            "greenlight_reconciler_api_requests",
+            "Writes and reads the reconciler made, by verb and resource and outcome.",
+            ["verb", "resource", "outcome"],
+            registry=r,
+        )
+        self.events_dropped = Counter(
+            "greenlight_reconciler_events_dropped",
+            "Events not recorded because the event queue was full or the write failed.",
+            registry=r,
+        )
+        self.leader = Gauge(
+            "greenlight_reconciler_leader", "1 while this replica leads, else 0.", registry=r
+        )
+        self.synced = Gauge(
+            "greenlight_reconciler_synced",
+            "1 once the Job list has been read and every due Job dispatched.",
+            registry=r,
+        )
+        self.relist_seconds = Gauge(
+            "greenlight_reconciler_relist_seconds",
+            "Duration of the last full list of Jobs (read, parse, schedule).",
+            registry=r,
+        )
+        self.relists = Counter(
+            "greenlight_reconciler_relists",
+            "Full lists of Jobs by cause (start, gone, error).",
+            ["cause"],
+            registry=r,
+        )
+        self.actual_emissions = Counter(
+            "greenlight_actual_emissions_grams",
+            "Actual emissions of finished deferred Jobs (g CO2eq), by namespace.",
+            ["namespace"],
+            registry=r,
+        )
+        self.counterfactual_emissions = Counter(
+            "greenlight_counterfactual_emissions_grams",
+            "Emissions the same runs would have had at admission time (g CO2eq), by namespace; "
+            "the saving is this minus greenlight_actual_emissions_grams.",
+            ["namespace"],
+            registry=r,
+        )
+        self.completed = Counter(
+            "greenlight_completed_deferred_jobs",
+            "Finished deferred Jobs accounted, by namespace.",
+            ["namespace"],
+            registry=r,
+        )
+        self.history_writes = Counter(
+            "greenlight_history_writes",
+            "Writes of the intensity-history ConfigMap by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,172 @@
+"""The Job feed: list, then watch from the list's resourceVersion, forever.
+
+Messages go to a sink (the controller's inbox), already reduced to :class:`TrackedJob` records
+so raw objects never pile up in a queue:
+
+- ``Listed(jobs)``   one page of a (re)list, the Jobs greenlight deferred in it;
+- ``ListDone(uids, seconds, cause)``  the list is complete: any Job tracked before and not in
+  ``uids`` was deleted while the feed was not watching;
+- ``Changed(uid, job)``  a watch event (``job`` None: deleted, or not greenlight's).
+
+A watch ends when the server's timeout runs out; the feed resumes from the last
+resourceVersion it saw (bookmarks keep it fresh on a quiet cluster). A ``410 Gone`` — on a
+watch or on a list's continue token — means that version is gone: the feed relists. Any other
+error relists after ``retry_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from webhook.reconciler.decide import TrackedJob, track
+from webhook.reconciler.kube import GoneError, KubeError, Page
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Listed:
+    jobs: list[TrackedJob]
+
+
+@dataclass(frozen=True)
+class ListDone:
+    uids: frozenset[str]
+    seconds: float
+    cause: str
+
+
+@dataclass(frozen=True)
+class Changed:
+    uid: str
+    job: TrackedJob | None
+
+
+FeedMessage = Listed | ListDone | Changed
+
+
+class Stream(Protocol):
+    def __iter__(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class JobSource(Protocol):
+    """What the feed needs of the adapter (``webhook.reconciler.kube.Kube``)."""
+
+    def list_jobs(
+        self, *, limit: int, continue_token: str | None = None, namespace: str | None = None
+    ) -> Page: ...
+
+    def watch_jobs(self, resource_version: str, *, timeout_s: int) -> Stream: ...
+
+
+def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    metadata = obj.get("metadata")
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
+class JobFeed:
+    """List + watch of Jobs in all namespaces into ``sink`` (run it in a thread)."""
+
+    def __init__(
+        self,
+        source: JobSource,
+        sink: Callable[[FeedMessage], None],
+        *,
+        page_size: int = 500,
+        watch_timeout_s: int = 300,
+        retry_s: float = 2.0,
+        on_relist: Callable[[str], None] = lambda cause: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._sink = sink
+        self._page_size = page_size
+        self._watch_timeout_s = watch_timeout_s
+        self._retry_s = retry_s
+        self._on_relist = on_relist
+        self._clock = clock
+        self._stop = threading.Event()
+        self._stream: Stream | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        cause = "start"
+        while not self._stop.is_set():
+            try:
+                version = self.relist(cause)
+                self._watch_from(version)
+                return  # stopped
+            except GoneError as e:
+                log.info("job watch: %s; relisting", e)
+                cause = "gone"
+            except KubeError as e:
+                if self._stop.is_set():
+                    return
+                log.warning("job feed interrupted (%s); relisting in %.0f s", e, self._retry_s)
+                cause = "error"
+                self._stop.wait(self._retry_s)
+
+    def relist(self, cause: str) -> str:
+        """List every Job, page by page; the list's resourceVersion."""
+        self._on_relist(cause)
+        started = self._clock()
+        uids: set[str] = set()
+        token: str | None = None
+        version = ""
+        while True:
+            page = self._source.list_jobs(limit=self._page_size, continue_token=token)
+            version = page.resource_version or version
+            self._sink(Listed(self._tracked(page.items, uids)))
+            token = page.continue_token
+            if not token or self._stop.is_set():
+                break
+        self._sink(ListDone(frozenset(uids), self._clock() - started, cause))
+        log.info(
+            "listed %d deferred jobs in %.2f s (%s)", len(uids), self._clock() - started, cause
+        )
+        return version
+
+    @staticmethod
+    def _tracked(items: Iterable[Mapping[str, Any]], uids: set[str]) -> list[TrackedJob]:
+        jobs = []
+        for item in items:
+            job = track(item)
+            if job is not None:
+                jobs.append(job)
+                uids.add(job.uid)
+        return jobs
+
+    def _watch_from(self, version: str) -> None:
+        while not self._stop.is_set():
+            stream = self._source.watch_jobs(version, timeout_s=self._watch_timeout_s)
+            self._stream = stream
+            try:
+                for kind, obj in stream:
+                    metadata = _metadata(obj)
+                    version = str(metadata.get("resourceVersion") or version)
+                    if kind == "BOOKMARK":
+                        continue
+                    uid = str(metadata.get("uid", ""))
+                    job = None if kind == "DELETED" else track(obj)
+                    self._sink(Changed(uid, job))
+                    if self._stop.is_set():
+                        return
+            finally:
+                self._stream = None
+                stream.close()

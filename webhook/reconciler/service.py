@@ -1,0 +1,111 @@
+"""The reconciler wired from settings: the controller, its forecasts and their refresher.
+
+``ReconcilerService(settings, kube).run()`` is what ``greenlight reconcile`` runs, and what
+``greenlight serve --with-reconciler`` adds to the webhook's background tasks. Forecasts come
+from the configured provider through a :class:`RecordingProvider` (observations recorded into
+the intensity history, which answers for the provider when it is down), refreshed in the
+background by the webhook's own :class:`Refresher` for every zone a deferred Job names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from webhook.cost import build_price_model
+from webhook.metrics import Metrics, ReconcilerMetrics
+from webhook.providers.registry import build_provider
+from webhook.providers.source import ForecastResult, ForecastSource
+from webhook.reconciler.controller import Reconciler, ReconcilerAPI
+from webhook.reconciler.history import IntensityHistory, RecordingProvider
+from webhook.refresher import Refresher, WarmForecasts
+from webhook.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class AttemptedForecasts:
+    """Forecast snapshots that also know which zones have been refreshed at least once (until
+    then a missing forecast means "not loaded yet", not "provider down")."""
+
+    def __init__(self, inner: WarmForecasts) -> None:
+        self._inner = inner
+        self._attempted: set[str] = set()
+
+    async def refresh(self, zone: str) -> object:
+        try:
+            return await self._inner.refresh(zone)
+        finally:
+            self._attempted.add(zone)
+
+    def snapshot(self, zone: str, now: float | None = None) -> ForecastResult:
+        return self._inner.snapshot(zone, now)
+
+    def ready(self, zone: str) -> bool:
+        return zone in self._attempted
+
+
+class ReconcilerService:
+    """The reconciler and its forecast refresher, built from ``settings``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        kube: ReconcilerAPI,
+        *,
+        metrics: ReconcilerMetrics | None = None,
+        webhook_metrics: Metrics | None = None,
+        identity: str | None = None,
+    ) -> None:
+        section = settings.reconciler
+        self.metrics = metrics if metrics is not None else ReconcilerMetrics()
+        self.history = IntensityHistory(
+            points_per_zone=section.history_points_per_zone, max_zones=section.history_max_zones
+        )
+        provider = RecordingProvider(build_provider(settings.providers), self.history)
+        self._source = ForecastSource(
+            provider, cache=settings.providers.cache, settings=settings.providers.forecast
+        )
+        self.forecasts = AttemptedForecasts(WarmForecasts(self._source))
+        self.refresher = Refresher(
+            self.forecasts,
+            [],
+            interval_s=settings.webhook.forecast_refresh_s,
+            metrics=webhook_metrics or Metrics(self.metrics.registry),
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.reconciler = Reconciler(
+            kube,
+            settings=section,
+            metrics=self.metrics,
+            planner=settings.planner,
+            forecast_max_age_s=settings.webhook.forecast_max_age_s,
+            forecasts=self.forecasts,
+            forecast_ready=self.forecasts.ready,
+            history=self.history,
+            prices=build_price_model(settings.cost),
+            want_zone=self._want_zone,
+            identity=identity,
+        )
+
+    def _want_zone(self, zone: str) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.refresher.want, zone)
+
+    async def run(self) -> None:
+        """Reconcile until cancelled (or until a reconciler thread dies: then raise)."""
+        self._loop = asyncio.get_running_loop()
+        refreshing = asyncio.create_task(self.refresher.run())
+        try:
+            await asyncio.to_thread(self.reconciler.start)
+            await asyncio.to_thread(self.reconciler.wait_stopped)
+            if self.reconciler.failure is not None:
+                raise RuntimeError("the reconciler stopped") from self.reconciler.failure
+        finally:
+            refreshing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refreshing
+            await asyncio.to_thread(self.reconciler.stop)
+            await self._source.aclose()
