@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit e2e lint control-plane simulate bench clean
+.PHONY: run test unit e2e lint control-plane simulate bench clean manifests
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: $(STAMP) control-plane lint
 ## unit: the fast tests only
 unit: $(STAMP)
 	$(BIN)/pytest -q -m 'not e2e'
+
+## manifests: regenerate the chart's settings-derived parts (values, schema, README table) and render manifests/ from the chart
+manifests: $(STAMP)
+	$(BIN)/python hack/update-chart-config.py
+	hack/render-manifests.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check webhook tests

@@ -1,0 +1,171 @@
+{{/* Names, labels and shared fragments of the greenlight chart. */}}
+
+{{- define "greenlight.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release's base name; every object is named from it (e.g. greenlight-webhook). */}}
+{{- define "greenlight.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else if contains (include "greenlight.name" .) .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name (include "greenlight.name" .) | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "greenlight.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "greenlight.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: greenlight
+{{- end }}
+
+{{/* Selector labels of one component: include with (list $ "webhook"). */}}
+{{- define "greenlight.selectorLabels" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: {{ include "greenlight.name" $root }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end }}
+
+{{- define "greenlight.componentLabels" -}}
+{{ include "greenlight.labels" (index . 0) }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end }}
+
+{{- define "greenlight.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ $tag }}
+{{- end -}}
+{{- end }}
+
+{{- define "greenlight.webhookName" -}}{{ include "greenlight.fullname" . }}-webhook{{- end }}
+{{- define "greenlight.reconcilerName" -}}{{ include "greenlight.fullname" . }}-reconciler{{- end }}
+{{- define "greenlight.uninstallName" -}}{{ include "greenlight.fullname" . }}-uninstall{{- end }}
+{{- define "greenlight.tlsSecret" -}}{{ include "greenlight.fullname" . }}-webhook-tls{{- end }}
+{{- define "greenlight.configName" -}}{{ include "greenlight.fullname" . }}-config{{- end }}
+{{- define "greenlight.leaseName" -}}{{ default (include "greenlight.reconcilerName" .) .Values.reconciler.leaseName }}{{- end }}
+{{- define "greenlight.historyConfigMap" -}}{{ default (printf "%s-intensity-history" (include "greenlight.fullname" .)) .Values.reconciler.historyConfigMap }}{{- end }}
+
+{{/* The Secret with provider credentials: the user's, or the chart's when it has any. */}}
+{{- define "greenlight.providerSecret" -}}
+{{- if .Values.provider.existingSecret -}}
+{{ .Values.provider.existingSecret }}
+{{- else if or .Values.provider.electricityMapsApiKey .Values.provider.wattTimeUsername .Values.provider.wattTimePassword -}}
+{{ include "greenlight.fullname" . }}-provider
+{{- end -}}
+{{- end }}
+
+{{/* Service accounts allowed to write greenlight's output annotations on Jobs. */}}
+{{- define "greenlight.trustedUsernames" -}}
+{{- $ns := .Release.Namespace -}}
+{{- list (printf "system:serviceaccount:%s:%s" $ns (include "greenlight.reconcilerName" .)) (printf "system:serviceaccount:%s:%s" $ns (include "greenlight.uninstallName" .)) | toJson -}}
+{{- end }}
+
+{{/* Namespaces the webhook configurations never match: config's list plus the release's own. */}}
+{{- define "greenlight.excludedNamespaces" -}}
+{{- $excluded := concat (.Values.config.webhook.excluded_namespaces | default list) (list .Release.Namespace) | uniq -}}
+{{- toJson $excluded -}}
+{{- end }}
+
+{{/* One GREENLIGHT_* entry of the settings ConfigMap: (list NAME VALUE); null is left out. */}}
+{{- define "greenlight.envEntry" -}}
+{{- $value := index . 1 -}}
+{{- if not (kindIs "invalid" $value) }}
+{{ upper (index . 0) }}: {{ if or (kindIs "map" $value) (kindIs "slice" $value) }}{{ toJson $value | quote }}{{ else if and (kindIs "float64" $value) (eq $value (floor $value)) }}{{ $value | int64 | toString | quote }}{{ else }}{{ toString $value | quote }}{{ end }}
+{{- end }}
+{{- end }}
+
+{{/* Every config value as its GREENLIGHT_* variable (see webhook/configref.py for the names). */}}
+{{- define "greenlight.configEnv" -}}
+{{- range $section, $fields := .Values.config }}
+{{- range $name, $value := $fields }}
+{{- if eq $section "providers" }}
+{{- if and (kindIs "map" $value) (ne $name "zones") }}
+{{- range $field, $fieldValue := $value }}
+{{- include "greenlight.envEntry" (list (printf "GREENLIGHT_%s_%s" $name $field) $fieldValue) }}
+{{- end }}
+{{- else }}
+{{- include "greenlight.envEntry" (list (printf "GREENLIGHT_%s" $name) $value) }}
+{{- end }}
+{{- else }}
+{{- include "greenlight.envEntry" (list (printf "GREENLIGHT_%s__%s" $section $name) $value) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Environment shared by greenlight's containers. */}}
+{{- define "greenlight.env" -}}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: GREENLIGHT_PROVIDER
+  value: {{ .Values.provider.name | quote }}
+- name: GREENLIGHT_SERVER__NAMESPACE
+  value: {{ .Release.Namespace | quote }}
+- name: GREENLIGHT_SERVER__SERVICE
+  value: {{ include "greenlight.webhookName" . | quote }}
+- name: GREENLIGHT_WEBHOOK__TRUSTED_USERNAMES
+  value: {{ include "greenlight.trustedUsernames" . | quote }}
+{{- if .Values.gpuProfiles }}
+- name: GREENLIGHT_ENERGY__PROFILES_FILE
+  value: /etc/greenlight/gpu-profiles.csv
+{{- end }}
+{{- if .Values.gpuCalibration }}
+- name: GREENLIGHT_ENERGY__CALIBRATION_FILE
+  value: /etc/greenlight/gpu-calibration.json
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "greenlight.envFrom" -}}
+- configMapRef:
+    name: {{ include "greenlight.configName" . }}
+{{- with (include "greenlight.providerSecret" .) }}
+- secretRef:
+    name: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/* Mounts shared by greenlight's containers: /tmp (writable) and the config files. */}}
+{{- define "greenlight.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: config-files
+  mountPath: /etc/greenlight
+  readOnly: true
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "greenlight.volumes" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 64Mi
+- name: config-files
+  configMap:
+    name: {{ include "greenlight.configName" . }}-files
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "greenlight.podSecurityContext" -}}
+{{ toYaml .Values.podSecurityContext }}
+{{- end }}
+
+{{- define "greenlight.containerSecurityContext" -}}
+{{ toYaml .Values.containerSecurityContext }}
+{{- end }}
