@@ -36,8 +36,8 @@ manifests: $(STAMP)
 	hack/render-manifests.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check webhook tests
-	$(BIN)/ruff format --check webhook tests
+	$(BIN)/ruff check webhook tests bench
+	$(BIN)/ruff format --check webhook tests bench
 	$(BIN)/mypy
 
 clean:

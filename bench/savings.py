@@ -34,7 +34,7 @@ POLICIES = ("threshold", "greenlight", "oracle")
 
 def simulate(args: list[str]) -> dict[str, Any]:
     command = [sys.executable, "-m", "webhook", "simulate", *args, "--json"]
-    completed = subprocess.run(command, check=True, capture_output=True, text=True)
+    completed = subprocess.run(command, check=True, capture_output=True, text=True)  # noqa: S603
     result: dict[str, Any] = json.loads(completed.stdout)
     result["command"] = "greenlight simulate " + " ".join(args)
     return result
