@@ -34,8 +34,12 @@ Source = Literal["config", "chart", "secret"]
 PROVIDERS = "providers"
 # Fields the chart sets from its own values: (path prefix, the chart value that sets it).
 CHART_MANAGED: Mapping[Path_, str] = {
-    ("server",): "webhook.port, metrics.port, the Service name, the release namespace; "
-    "certificates mounted at /certs",
+    ("server", "host"): "all addresses (default)",
+    ("server", "port"): "webhook.port",
+    ("server", "cert_dir"): "/certs, the mounted certificate Secret",
+    ("server", "metrics_port"): "metrics.port",
+    ("server", "service"): "the webhook Service's name",
+    ("server", "namespace"): "the release namespace",
     ("webhook", "trusted_usernames"): "greenlight's own service accounts",
     ("providers", "provider"): "provider.name",
     ("reconciler", "lease_name"): "reconciler.leaseName",
@@ -69,6 +73,7 @@ class Setting:
     schema: dict[str, Any]
     source: Source
     chart_value: str
+    duration: bool = False
 
     @property
     def dotted(self) -> str:
@@ -145,6 +150,7 @@ def _leaves(
             schema=_leaf_schema(model, name, info),
             source=source,
             chart_value=chart_value,
+            duration=_accepts_duration(info),
         )
 
 
@@ -263,5 +269,7 @@ def reference_markdown() -> str:
     for setting in settings_fields():
         default = "" if setting.default in (None, {}, []) else f"`{_yaml_scalar(setting.default)}`"
         description = setting.description.replace("|", "\\|")
+        if setting.duration:
+            description += " (seconds, or a duration such as `90m`)"
         rows.append(f"| `{setting.env}` | {setting.chart_value} | {default} | {description} |")
     return "\n".join(rows) + "\n"
