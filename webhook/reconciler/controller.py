@@ -72,6 +72,7 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
 DRAIN_BATCH = 1000
+GAUGE_INTERVAL_S = 1.0
 
 
 class ReconcilerAPI(JobSource, Protocol):
@@ -208,6 +209,7 @@ class Reconciler:
         self._zones: set[str] = set()
         self._leading = False
         self._next_sweep = 0.0
+        self._next_gauges = 0.0
         self._synced = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -328,7 +330,7 @@ class Reconciler:
 
     def _sleep_s(self) -> float:
         now = self._clock()
-        wake = self._next_sweep
+        wake = min(self._next_sweep, self._next_gauges)
         next_timer = self._timers.next_at()
         if next_timer is not None:
             wake = min(wake, next_timer)
@@ -406,6 +408,9 @@ class Reconciler:
 
     def _maybe_sweep(self) -> None:
         now = self._clock()
+        if now >= self._next_gauges:
+            self._next_gauges = now + GAUGE_INTERVAL_S
+            self._update_gauges()
         if now < self._next_sweep:
             return
         self._next_sweep = now + self._settings.sweep_interval_s
