@@ -31,6 +31,7 @@ COMMANDS: tuple[str, ...] = (
     "bootstrap_certs",
     "release_all",
     "reconcile",
+    "report",
 )
 
 

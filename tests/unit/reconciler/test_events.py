@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from builders import T0, at, deferred_job
+
+from webhook.reconciler import events
+from webhook.reconciler.accounting import Accounting
+from webhook.reconciler.decide import Move, ReleaseReason, TrackedJob, track
+
+
+def job(name: str = "train", uid: str = "0123456789abcdef") -> TrackedJob:
+    tracked = track(deferred_job(name, uid=uid))
+    assert tracked is not None
+    return tracked
+
+
+def test_every_event_has_a_name_fixed_by_the_job_and_what_it_records() -> None:
+    deferred = events.deferred(job())
+    assert deferred is not None
+    assert deferred.name == "train.greenlight-deferred-01234567"
+    assert events.deferred(job()) == deferred  # recording twice names the same Event
+    first = events.replanned(job(), Move(at(7200), at(21600), "cleaner"))
+    assert first.name == "train.greenlight-replanned-1-01234567"
+    long = events.released(job("x" * 253), ReleaseReason.WINDOW, "due", T0)
+    assert len(long.name) == 253
+    assert long.name.endswith(".greenlight-released-01234567")
+
+
+def test_the_released_event_matches_release_all_s_name_so_a_job_gets_one() -> None:
+    assert events.released(job(), ReleaseReason.MANUAL, "user", T0).name == (
+        "train.greenlight-released-01234567"
+    )
+
+
+def test_messages_say_when_why_and_how_much() -> None:
+    deferred = events.deferred(job())
+    assert deferred is not None
+    assert "Deferred until 2025-06-02T18:00:00Z" in deferred.message
+    assert "expected saving 600 g (75.0%)" in deferred.message
+    moved = events.replanned(job(), Move(at(7200), at(21600), "cleaner"))
+    assert "moved earlier from 2025-06-02T18:00:00Z to 2025-06-02T14:00:00Z" in moved.message
+    outage = events.released(job(), ReleaseReason.PROVIDER_OUTAGE, "no forecast", T0)
+    assert outage.warning
+    assert "reason provider-outage" in outage.message
+    assert not events.released(job(), ReleaseReason.WINDOW, "due", T0).warning
+    result = Accounting(1800, 1.0, 50.0, 50.0, "planned", 400.0, 400.0, "observed")
+    done = events.completed(job(), result)
+    assert "actual emissions 50 g CO2eq (1.000 kWh at 50 g/kWh)" in done.message
+    assert "the planned intensity was used" in done.message
+    assert "saving 350 g" in done.message
+
+
+def test_the_event_object_involves_the_job() -> None:
+    body = events.event_body(
+        events.released(job(), ReleaseReason.SKIP, "skip", T0), now=T0, instance="r1"
+    )
+    assert body["involvedObject"] == {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": "train",
+        "namespace": "ml",
+        "uid": "0123456789abcdef",
+    }
+    assert (body["reason"], body["type"], body["source"]) == (
+        "Released",
+        "Normal",
+        {"component": "greenlight"},
+    )
+    assert body["metadata"] == {"name": "train.greenlight-released-01234567", "namespace": "ml"}

@@ -1,0 +1,119 @@
+"""The list + watch loop, with a scripted stand-in for the Kubernetes adapter (the edge)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from builders import deferred_job
+
+from webhook.reconciler.feed import Changed, FeedMessage, JobFeed, ListDone, Listed
+from webhook.reconciler.kube import GoneError, KubeError, Page
+
+
+class Stream:
+    def __init__(self, events: list[Any]) -> None:
+        self._events = events
+        self.closed = False
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for event in self._events:
+            if isinstance(event, Exception):
+                raise event
+            yield event
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Script:
+    """Lists and watches answered in order; ``feed`` is stopped when the script runs out."""
+
+    def __init__(self, lists: list[list[Page]], watches: list[list[Any]]) -> None:
+        self.lists = lists
+        self.watches = watches
+        self.watched_from: list[str] = []
+        self.listed_tokens: list[str | None] = []
+        self.feed: JobFeed | None = None
+        self._pages: list[Page] = []
+
+    def list_jobs(
+        self, *, limit: int, continue_token: str | None = None, namespace: str | None = None
+    ) -> Page:
+        self.listed_tokens.append(continue_token)
+        if continue_token is None:
+            self._pages = list(self.lists.pop(0))
+        return self._pages.pop(0)
+
+    def watch_jobs(self, resource_version: str, *, timeout_s: int) -> Stream:
+        self.watched_from.append(resource_version)
+        if not self.watches:
+            assert self.feed is not None
+            self.feed.stop()
+            return Stream([])
+        return Stream(self.watches.pop(0))
+
+
+def job(name: str, version: str) -> dict[str, Any]:
+    return deferred_job(name, resource_version=version)
+
+
+def run(script: Script) -> list[FeedMessage]:
+    messages: list[FeedMessage] = []
+    feed = JobFeed(script, messages.append, page_size=2, retry_s=0.0)
+    script.feed = feed
+    feed.run()
+    return messages
+
+
+def test_a_paged_list_then_a_watch_from_its_version_resumed_after_bookmarks() -> None:
+    script = Script(
+        lists=[
+            [Page([job("a", "5"), job("b", "6")], "10", "more"), Page([job("c", "7")], "10", None)]
+        ],
+        watches=[
+            [("BOOKMARK", {"metadata": {"resourceVersion": "12"}})],
+            [("MODIFIED", job("a", "15")), ("DELETED", job("b", "16"))],
+        ],
+    )
+    messages = run(script)
+    assert script.listed_tokens == [None, "more"]
+    assert script.watched_from == ["10", "12", "16"]
+    listed = [m for m in messages if isinstance(m, Listed)]
+    assert [j.name for page in listed for j in page.jobs] == ["a", "b", "c"]
+    done = next(m for m in messages if isinstance(m, ListDone))
+    assert done.uids == {"uid-ml-a", "uid-ml-b", "uid-ml-c"}
+    assert done.cause == "start"
+    changes = [m for m in messages if isinstance(m, Changed)]
+    assert [(c.uid, c.job is not None) for c in changes] == [
+        ("uid-ml-a", True),
+        ("uid-ml-b", False),
+    ]
+
+
+def test_410_gone_relists_and_other_errors_relist_too() -> None:
+    script = Script(
+        lists=[
+            [Page([job("a", "5")], "10", None)],
+            [Page([job("a", "20")], "30", None)],
+            [Page([], "40", None)],
+        ],
+        watches=[
+            [("MODIFIED", job("a", "11")), GoneError("too old", 410)],
+            [KubeError("connection reset")],
+        ],
+    )
+    messages = run(script)
+    causes = [m.cause for m in messages if isinstance(m, ListDone)]
+    assert causes == ["start", "gone", "error"]
+    assert script.watched_from == ["10", "30", "40"]
+    last = [m for m in messages if isinstance(m, ListDone)][-1]
+    assert last.uids == frozenset()  # everything tracked before is gone
+
+
+def test_jobs_greenlight_did_not_defer_are_not_listed_but_their_events_pass() -> None:
+    other = {"metadata": {"name": "x", "namespace": "ml", "uid": "u-x", "resourceVersion": "3"}}
+    script = Script(lists=[[Page([other], "4", None)]], watches=[[("ADDED", other)]])
+    messages = run(script)
+    assert [m.jobs for m in messages if isinstance(m, Listed)] == [[]]
+    assert [m for m in messages if isinstance(m, Changed)] == [Changed("u-x", None)]

@@ -1,0 +1,77 @@
+"""``greenlight report``: per Job and per namespace, what greenlight decided and what it saved.
+
+For sustainability reporting: the decision, the delay, the emissions estimated at admission
+(running now versus as planned), the actual emissions and saving of finished deferred Jobs,
+and the cost where a price is configured — read from the Jobs in the cluster (Jobs already
+deleted are not in it; the reconciler's per-namespace counters keep those totals).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+FORMATS = ("table", "csv", "json")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="per Job and per namespace: deferrals, delay, estimated and actual emissions",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--namespace", "-n", help="only this namespace (default: all)")
+    parser.add_argument(
+        "--since",
+        help="only Jobs admitted since: an RFC 3339 time, a date (UTC) or a duration back "
+        "from now such as 168h",
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, default="table", help="output format (default: table)"
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        help="cluster to read (default: in-cluster in a Pod, else $KUBECONFIG or ~/.kube/config)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    from datetime import UTC, datetime
+
+    from webhook.reconciler.kube import Kube, KubeError
+    from webhook.reconciler.report import (
+        JobRow,
+        ReportError,
+        job_row,
+        parse_since,
+        render,
+        select,
+        summarize,
+    )
+
+    try:
+        since = parse_since(args.since, datetime.now(UTC)) if args.since else None
+    except ReportError as e:
+        print(f"greenlight report: {e}", file=sys.stderr)
+        return 2
+    rows: list[JobRow] = []
+    try:
+        kube = Kube.connect(args.kubeconfig)
+        try:
+            token: str | None = None
+            while True:
+                page = kube.list_jobs(limit=500, continue_token=token, namespace=args.namespace)
+                rows.extend(row for item in page.items if (row := job_row(item)) is not None)
+                token = page.continue_token
+                if not token:
+                    break
+        finally:
+            kube.close()
+    except KubeError as e:
+        print(f"greenlight report: {e}", file=sys.stderr)
+        return 1
+    chosen = select(rows, namespace=args.namespace, since=since)
+    sys.stdout.write(render(chosen, summarize(chosen), args.format))
+    return 0
