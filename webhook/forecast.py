@@ -40,9 +40,14 @@ class ForecastUncertainty:
 
     error_pct: float
     decay_per_hour: float = 0.0
+    by_lead_pct: tuple[float, ...] = ()
+    """Measured error (%) at leads 0, 1, 2, ... hours where known; it takes precedence over
+    the AR(1) curve (beyond the table, its last value holds)."""
 
     def at_lead(self, lead_s: float) -> float:
         lead_h = max(lead_s, 0.0) / 3600.0
+        if self.by_lead_pct:
+            return self.by_lead_pct[min(math.ceil(lead_h), len(self.by_lead_pct) - 1)]
         return self.error_pct * math.sqrt(max(1.0 - self.decay_per_hour ** (2.0 * lead_h), 0.0))
 
 
@@ -211,12 +216,14 @@ class ForecastCorrection:
     observed_until: int
     error_pct: float | None = None
     """The provider forecast's recent RMS relative error (%), where a day of overlap exists."""
+    error_by_lead_pct: tuple[float, ...] = ()
+    """The corrected forecast's own error (%) at leads 0, 1, 2, ... h, where it was learned."""
 
     @property
     def uncertainty(self) -> ForecastUncertainty | None:
         if self.error_pct is None:
             return None
-        return ForecastUncertainty(self.error_pct, self.decay_per_hour)
+        return ForecastUncertainty(self.error_pct, self.decay_per_hour, self.error_by_lead_pct)
 
 
 def correct_forecast(
@@ -249,9 +256,14 @@ def correct_forecast(
     last_hour = int(hours[-1])
     future_hours, future = hourly_means(forecast, last_hour + HOUR_S, forecast.end)
     leads = (future_hours - last_hour) // HOUR_S
+    # The latest error, weighted per lead by the errors' autocorrelation; where enough past
+    # hours exist for a lead, the learned nowcast replaces it.
     corrected = (
         future
         + errors[-1] * _autocorrelation(errors, int(leads.max(initial=0)), default_decay)[leads]
+    )
+    corrected, error_by_lead = _learned_nowcast(
+        hours, actual, predicted, future, leads, fallback=corrected
     )
     times = np.concatenate((hours[-1:], future_hours))
     values = np.concatenate((actual[-1:], corrected))
@@ -262,7 +274,82 @@ def correct_forecast(
         decay,
         last_hour,
         error_pct=_rms_relative_pct(errors[-7 * DAY_HOURS :], actual[-7 * DAY_HOURS :]),
+        error_by_lead_pct=error_by_lead,
     )
+
+
+NOWCAST_MIN_SAMPLES = 48
+"""Past (hour, lead) pairs needed before a lead's nowcast is learned rather than assumed."""
+
+
+def _learned_nowcast(
+    hours: IntArray,
+    actual: FloatArray,
+    predicted: FloatArray,
+    future: FloatArray,
+    leads: IntArray,
+    *,
+    fallback: FloatArray,
+    ridge: float = 1e-3,
+) -> tuple[FloatArray, tuple[float, ...]]:
+    """For each lead L, learn from the recent hours how the actual intensity moves over L
+    hours compared with what the forecast says, and apply it from now.
+
+    Ridge least squares of ``A(t+L) - A(t)`` on the forecast's change ``F(t+L) - F(t)``, the
+    latest two errors ``e(t)``, ``e(t-1)``, the latest actual step ``A(t) - A(t-1)``, a
+    constant, and ``e(t)`` once more for targets in the same UTC day as ``t`` (day-ahead
+    forecasts are issued per day: their errors persist within an issuance, not across). The
+    fit is shrunk toward "the forecast's change", i.e. the latest error carried unchanged.
+    Leads with fewer than ``NOWCAST_MIN_SAMPLES`` past pairs keep their ``fallback`` value.
+
+    Also returns the fit's RMS error relative to the mean level (%) at leads 0, 1, 2, ... h
+    for the consecutive leads it learned (empty when none): the nowcast's own uncertainty.
+    """
+    errors = actual - predicted
+    day = hours // 86400
+    scale = max(float(np.std(actual)), 1.0)
+    prior = np.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    identity = np.eye(prior.size)
+    last = actual.size - 1
+    target_days = (hours[-1] + leads * HOUR_S) // 86400
+
+    def features(origin: IntArray, forecast_change: FloatArray, same_day: FloatArray) -> FloatArray:
+        return np.column_stack(
+            (
+                forecast_change,
+                errors[origin],
+                errors[origin - 1],
+                actual[origin] - actual[origin - 1],
+                np.full(origin.size, scale),
+                errors[origin] * same_day,
+            )
+        )
+
+    out = fallback.copy()
+    level = max(float(np.mean(np.abs(actual))), 1.0)
+    error_by_lead: list[float] = [0.0]
+    for index, lead in enumerate(leads.tolist()):
+        origin = np.arange(1, actual.size - lead)
+        if origin.size < NOWCAST_MIN_SAMPLES:
+            continue
+        x = features(
+            origin,
+            predicted[origin + lead] - predicted[origin],
+            (day[origin + lead] == day[origin]).astype(np.float64),
+        )
+        y = actual[origin + lead] - actual[origin]
+        gram = x.T @ x + ridge * origin.size * scale * scale * identity
+        coefficients = prior + np.linalg.solve(gram, x.T @ (y - x @ prior))
+        if lead == len(error_by_lead):
+            residual = y - x @ coefficients
+            error_by_lead.append(100.0 * float(np.sqrt(np.mean(residual * residual))) / level)
+        now = features(
+            np.array([last]),
+            np.array([future[index] - predicted[last]]),
+            np.array([float(target_days[index] == day[last])]),
+        )[0]
+        out[index] = actual[last] + float(now @ coefficients)
+    return out, tuple(error_by_lead) if len(error_by_lead) > 1 else ()
 
 
 def forecast_error_pct(

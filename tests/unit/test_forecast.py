@@ -104,3 +104,42 @@ def test_forecast_error_pct_measures_recent_relative_error() -> None:
     error = forecast_error_pct(forecast, actual, START + 9 * DAY)
     assert error == pytest.approx(10.0, rel=1e-6)
     assert forecast_error_pct(forecast, actual, START + 10 * H) is None
+
+
+def test_learned_nowcast_follows_how_the_actuals_move_against_the_forecast() -> None:
+    """A provider whose forecast runs one hour late: the learned nowcast sees it in two weeks of
+    errors and predicts the next hours far better than carrying the latest error."""
+    rng = np.random.default_rng(5)
+    hours = np.arange(20 * 24)
+    truth = 300 + 100 * np.cos(2 * np.pi * hours / 24) + rng.normal(0, 3, hours.size)
+    actual = StepSeries.regular(START, H, truth)
+    late = StepSeries.regular(START + H, H, truth)  # says at t+1 what happened at t
+    now = START + 16 * DAY
+    result = correct_forecast(late, actual, now)
+    ahead = np.arange(now + H, now + 7 * H, H)
+    corrected_error = np.abs(
+        np.array([result.series.value_at(t) for t in ahead])
+        - np.array([actual.value_at(t) for t in ahead])
+    ).mean()
+    raw_error = np.abs(
+        np.array([late.value_at(t) for t in ahead]) - np.array([actual.value_at(t) for t in ahead])
+    ).mean()
+    assert corrected_error < raw_error / 3
+
+
+def test_correction_measures_its_own_error_by_lead() -> None:
+    rng = np.random.default_rng(6)
+    hours = np.arange(20 * 24)
+    truth = 300 + 100 * np.cos(2 * np.pi * hours / 24)
+    noise = np.cumsum(rng.normal(0, 4, hours.size))  # a wandering error: grows with lead
+    actual = StepSeries.regular(START, H, truth + noise)
+    forecast = StepSeries.regular(START, H, truth)
+    result = correct_forecast(forecast, actual, START + 16 * DAY)
+    uncertainty = result.uncertainty
+    assert uncertainty is not None
+    table = uncertainty.by_lead_pct
+    assert table[0] == 0.0
+    assert len(table) > 24
+    assert table[1] < table[12]
+    assert uncertainty.at_lead(1 * H) == table[1]
+    assert uncertainty.at_lead(1000 * H) == table[-1]
