@@ -205,7 +205,9 @@ class Cluster:
         )
         return reconciler
 
-    def webhook(self, register: Callable[..., Any], *, zone: str = SLOW) -> None:
+    def webhook(
+        self, register: Callable[..., Any], *, zone: str = SLOW, with_reconciler: bool = False
+    ) -> Reconciler:
         """Start ``greenlight serve`` (trusting the admin the reconcilers run as, its forecast
         for ``zone`` warm) and register it as the chart does."""
         cert_dir = self.workdir / "certs"
@@ -217,6 +219,8 @@ class Cluster:
             ),
             GREENLIGHT_WEBHOOK__MIN_WAIT_S="10",
             GREENLIGHT_WEBHOOK__ZONE=zone,
+            GREENLIGHT_RECONCILER__LEASE_NAME=self.lease,
+            GREENLIGHT_RECONCILER__RELEASE_SPREAD_S="0",
         )
         log_path = self.workdir / "serve.log"
         process = subprocess.Popen(
@@ -233,6 +237,7 @@ class Cluster:
                 str(cert_dir),
                 "--kubeconfig",
                 str(self.plane.kubeconfig),
+                *(["--with-reconciler"] if with_reconciler else []),
             ],
             env=env,
             stdout=log_path.open("wb"),
@@ -256,6 +261,7 @@ class Cluster:
             still_possible=alive,
         )
         register(f"https://127.0.0.1:{port}", ca_bundle)
+        return server
 
     def job(self, namespace: str, name: str) -> Any:
         return self.batch.read_namespaced_job(name, namespace)
@@ -706,3 +712,26 @@ def test_users_stay_in_control_of_their_jobs(
             what=f"the Released Event of {name}",
         )
         assert f"reason {reason}" in messages[0]
+
+
+def test_serve_with_reconciler_runs_both_in_one_process(
+    cluster: Cluster,
+    make_namespace: Callable[..., str],
+    register_webhook: Callable[..., Any],
+) -> None:
+    namespace = make_namespace(opted_in=True)
+    server = cluster.webhook(register_webhook, with_reconciler=True)
+    cluster.batch.create_namespaced_job(
+        namespace, deferred_job("both", release_in_s=4, release_by_in_s=300)
+    )
+    job = cluster.wait_job(namespace, "both", released, "released by the in-process reconciler")
+    assert annotations(job)[keys.RELEASE_REASON] == "window"
+    metrics = httpx.get(
+        f"https://127.0.0.1:{server.metrics_port}/metrics",
+        verify=ssl.create_default_context(cafile=str(cluster.workdir / "certs" / "ca.crt")),
+    ).text
+    releases = _metric(metrics, "greenlight_releases_total", {"reason": "window"})
+    assert releases is not None
+    assert releases >= 1
+    assert _metric(metrics, "greenlight_overdue_deferred_jobs") == 0.0
+    assert _metric(metrics, "greenlight_admission_requests_total") is not None

@@ -17,7 +17,7 @@ from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("bench", help="benchmarks (admission)")
+    parser = subparsers.add_parser("bench", help="benchmarks (admission, reconcile)")
     benches = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     admission = benches.add_parser(
         "admission",
@@ -40,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--max-requests", type=int, default=100_000, help="cap per measurement (100000)"
     )
     admission.set_defaults(func=run_admission)
+
+    from webhook.commands.reconcile import register_bench
+
+    register_bench(benches)
 
 
 def realistic_job_review() -> dict[str, Any]:

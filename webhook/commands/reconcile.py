@@ -13,7 +13,11 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
+    from webhook.metrics import Metrics
     from webhook.reconciler.service import ReconcilerService
+    from webhook.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -102,6 +106,49 @@ async def reconcile(service: ReconcilerService, port: int | None, host: str) -> 
             await serving
 
 
+def in_process(
+    settings: Settings, kubeconfig: str | None, metrics: Metrics
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The reconciler as a background task of ``greenlight serve --with-reconciler``, its
+    metrics in the webhook's registry. Raises ``KubeError`` (a ValueError for serve) when no
+    cluster is configured."""
+    from webhook.metrics import ReconcilerMetrics
+    from webhook.reconciler.kube import Kube, KubeError
+    from webhook.reconciler.service import ReconcilerService
+
+    try:
+        kube = Kube.connect(
+            kubeconfig,
+            pool_size=settings.reconciler.api_workers + 4,
+            timeout_s=settings.reconciler.api_timeout_s,
+        )
+    except KubeError as e:
+        raise ValueError(f"--with-reconciler: {e}") from e
+    service = ReconcilerService(
+        settings,
+        kube,
+        metrics=ReconcilerMetrics(metrics.registry),
+        webhook_metrics=metrics,
+    )
+
+    async def run() -> None:
+        import logging
+        import os
+        import signal
+
+        try:
+            await service.run()
+        except RuntimeError:
+            # A dead reconciler must not hide behind a live webhook: stop the whole server,
+            # so that its supervisor (the kubelet) restarts both.
+            logging.getLogger(__name__).exception("the in-process reconciler stopped")
+            os.kill(os.getpid(), signal.SIGTERM)
+        finally:
+            kube.close()
+
+    return run
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
@@ -138,4 +185,77 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         kube.close()
+    return 0
+
+
+BENCH_DESCRIPTION = """\
+The reconciler at scale on a real apiserver (a local control plane unless --kubeconfig is
+given): creates --jobs deferred Jobs (suspended, with the webhook's plan annotations, planned
+releases spread over --spread-s seconds), runs `greenlight reconcile`, kills it with SIGKILL once
+it tracks them all and starts it again, then measures: release lateness (first seen released
+by a watch here, minus the Job's release target) p50/p99, apiserver requests on Jobs per
+release, peak memory (VmHWM) of the reconciler, and its relist time after the restart.
+"""
+
+
+def register_bench(benches: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``greenlight bench reconcile`` (registered by ``greenlight bench``)."""
+    parser = benches.add_parser(
+        "reconcile",
+        help="reconciler at scale: release lateness, requests per release, memory, relist time",
+        description=BENCH_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--jobs", type=int, default=10_000, help="deferred Jobs (10000)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--kubeconfig", help="a cluster to use (default: start a local control plane)"
+    )
+    parser.add_argument(
+        "--spread-s", type=float, default=120.0, help="planned releases spread over (120 s)"
+    )
+    parser.add_argument(
+        "--lead-s",
+        type=float,
+        help="seconds from the start to the first planned release (default 60 + 0.03 x jobs)",
+    )
+    parser.add_argument("--creators", type=int, default=8, help="threads creating the Jobs (8)")
+    parser.set_defaults(func=run_bench)
+
+
+BENCH_JSON_KEYS = (
+    "jobs",
+    "lateness_p50_s",
+    "lateness_p99_s",
+    "requests_per_release",
+    "peak_rss_mb",
+    "relist_s",
+)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from webhook.localcluster import ControlPlaneError
+    from webhook.reconciler.bench import BenchConfig, run_benchmark
+    from webhook.reconciler.kube import KubeError
+
+    config = BenchConfig(
+        jobs=args.jobs,
+        spread_s=args.spread_s,
+        lead_s=args.lead_s,
+        creators=args.creators,
+        kubeconfig=args.kubeconfig,
+    )
+    try:
+        results = run_benchmark(config)
+    except (ControlPlaneError, KubeError, TimeoutError, OSError) as e:
+        print(f"greenlight bench reconcile: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({key: results[key] for key in BENCH_JSON_KEYS}))
+        return 0
+    for key, value in results.items():
+        print(f"{key:<28}{value}")
     return 0

@@ -39,6 +39,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="watch Namespaces through this kubeconfig (default: in-cluster when running in a "
         "Pod, else no watch: global defaults only)",
     )
+    parser.add_argument(
+        "--with-reconciler",
+        action="store_true",
+        help="also run the reconciler in this process (one-replica installs; needs a cluster)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -66,15 +71,25 @@ def load_tls(settings: Settings) -> ReloadingTLS:
     return ReloadingTLS(cert_dir / certs.TLS_CERT_FILE, cert_dir / certs.TLS_KEY_FILE)
 
 
-def build_app(settings: Settings, tls: ReloadingTLS, kubeconfig: str | None) -> FastAPI:
+def build_app(
+    settings: Settings, tls: ReloadingTLS, kubeconfig: str | None, with_reconciler: bool = False
+) -> FastAPI:
+    from webhook.metrics import Metrics
     from webhook.namespaces import NamespaceDefaults, NamespaceWatch
     from webhook.server import create_app
 
     namespaces = NamespaceDefaults()
     background = []
+    metrics = Metrics()
     if kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
         background.append(NamespaceWatch(namespaces, kubeconfig=kubeconfig).run)
-    return create_app(settings, tls=tls, namespaces=namespaces, background=background)
+    if with_reconciler:
+        from webhook.commands.reconcile import in_process
+
+        background.append(in_process(settings, kubeconfig, metrics))
+    return create_app(
+        settings, tls=tls, namespaces=namespaces, background=background, metrics=metrics
+    )
 
 
 async def serve(settings: Settings, app: FastAPI, tls: ReloadingTLS) -> None:
@@ -134,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         )
         settings = settings.model_copy(update={"server": server})
         tls = load_tls(settings)
-        app = build_app(settings, tls, args.kubeconfig)
+        app = build_app(settings, tls, args.kubeconfig, args.with_reconciler)
     except (ValidationError, CertificateError, TLSError, OSError, ValueError) as e:
         print(f"greenlight serve: {e}", file=sys.stderr)
         return 2
