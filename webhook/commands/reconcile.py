@@ -217,7 +217,7 @@ def register_bench(benches: argparse._SubParsersAction[argparse.ArgumentParser])
     parser.add_argument(
         "--lead-s",
         type=float,
-        help="seconds from the start to the first planned release (default 60 + 0.03 x jobs)",
+        help="seconds from the start to the first planned release (default 60 + 0.012 x jobs)",
     )
     parser.add_argument("--creators", type=int, default=8, help="threads creating the Jobs (8)")
     parser.set_defaults(func=run_bench)

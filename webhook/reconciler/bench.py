@@ -148,7 +148,7 @@ class BenchConfig:
     jobs: int = 10_000
     spread_s: float = 120.0
     lead_s: float | None = None
-    """Seconds from the start to the first planned release (None: 60 + 0.03 x jobs)."""
+    """Seconds from the start to the first planned release (None: 60 + 0.012 x jobs)."""
     creators: int = 8
     kubeconfig: str | None = None
 
@@ -299,7 +299,7 @@ class ReconcileBenchmark:
     def create_jobs(self, began: datetime) -> float:
         """Create the deferred Jobs; the seconds it took."""
         config = self.config
-        lead_s = config.lead_s if config.lead_s is not None else 60.0 + 0.03 * config.jobs
+        lead_s = config.lead_s if config.lead_s is not None else 60.0 + 0.012 * config.jobs
         first_release = began + timedelta(seconds=lead_s)
 
         def create(index: int) -> None:
