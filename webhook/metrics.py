@@ -67,6 +67,20 @@ class Metrics:
             "Estimated emissions saved by deferral versus running at admission (g CO2eq).",
             registry=r,
         )
+        self.intensity = Gauge(
+            "greenlight_intensity_g_per_kwh",
+            "Carbon intensity of each zone in use: now and as forecast some hours ahead "
+            "(the forecast the next decision will use).",
+            ["zone", "ahead"],
+            registry=r,
+        )
+        self.cost = Counter(
+            "greenlight_estimated_cost_usd",
+            "Estimated electricity cost of judged Jobs, if run at admission ('now') and as "
+            "planned ('planned'); only with a price configured.",
+            ["when"],
+            registry=r,
+        )
         self.forecast_age = Gauge(
             "greenlight_forecast_age_seconds",
             "Age of the forecast data held for each zone.",

@@ -408,6 +408,9 @@ class Admission:
         numbers = ""
         if result is not None:
             metrics.emissions_planned.inc(max(result.emissions_planned_g, 0.0))
+            if result.cost_now_usd is not None and result.cost_planned_usd is not None:
+                metrics.cost.labels(when="now").inc(max(result.cost_now_usd, 0.0))
+                metrics.cost.labels(when="planned").inc(max(result.cost_planned_usd, 0.0))
             if judgement.decision == Decision.DEFERRED:
                 metrics.planned_delay.observe(result.delay_s)
                 metrics.savings.inc(max(result.savings_g, 0.0))

@@ -21,6 +21,10 @@ from webhook.providers.source import ForecastResult
 log = logging.getLogger(__name__)
 
 
+INTENSITY_AHEAD_H = (0, 1, 3, 6, 12, 24)
+"""Hours ahead at which ``greenlight_intensity_g_per_kwh`` shows each zone's forecast."""
+
+
 class Refreshable(Protocol):
     """A forecast source (``ForecastSource``): ``refresh`` does I/O, ``snapshot`` reads memory."""
 
@@ -79,9 +83,17 @@ class Refresher:
                     log.warning(
                         "zone %s: using %s forecast: %s", zone, result.source, result.reason
                     )
-            age = self._source.snapshot(zone, self._clock()).age_s
-            if age is not None:
-                self._metrics.forecast_age.labels(zone=zone).set(age)
+            now = self._clock()
+            snapshot = self._source.snapshot(zone, now)
+            if snapshot.age_s is not None:
+                self._metrics.forecast_age.labels(zone=zone).set(snapshot.age_s)
+            if snapshot.series is not None:
+                for ahead_h in INTENSITY_AHEAD_H:
+                    at = now + ahead_h * 3600
+                    if at < snapshot.series.end:
+                        self._metrics.intensity.labels(zone=zone, ahead=f"{ahead_h}h").set(
+                            snapshot.series.value_at(at)
+                        )
             self._fresh.add(zone)
 
     async def run(self) -> None:

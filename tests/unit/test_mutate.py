@@ -332,3 +332,32 @@ def test_a_new_forecast_object_is_planned_afresh() -> None:
     forecasts.series = StepSeries.regular(to_epoch(NOW) - HOUR, HOUR, [300.0] * 48)
     second = judge(_request(), context, NOW)
     assert (first.decision, second.decision) == (keys.Decision.DEFERRED, keys.Decision.RUN_NOW)
+
+
+def test_a_price_puts_the_cost_in_the_annotations_and_the_cost_metric() -> None:
+    from webhook.cost import FlatPrice
+
+    context = _context()
+    priced = MutationContext(
+        settings=context.settings,
+        catalog=context.catalog,
+        prices=FlatPrice(0.25),
+        forecasts=context.forecasts,
+        namespace_defaults=context.namespace_defaults,
+    )
+    metrics = Metrics()
+    request = _request(job(annotations={keys.EXPECTED_DURATION: "1h"}))
+    response = Admission(priced, metrics, clock=lambda: NOW).mutate(request)
+    annotations = apply_patch(request.object, response.patch)["metadata"]["annotations"]
+    energy = float(annotations[keys.ENERGY_KWH])
+    assert float(annotations[keys.COST_NOW_USD]) == pytest.approx(0.25 * energy, rel=1e-2)
+    cost = {
+        when: metrics.registry.get_sample_value(
+            "greenlight_estimated_cost_usd_total", {"when": when}
+        )
+        for when in ("now", "planned")
+    }
+    # A flat price: the same cost now and as planned, as annotated (rounded there).
+    assert cost["now"] == pytest.approx(float(annotations[keys.COST_NOW_USD]), rel=1e-3)
+    assert cost["planned"] == pytest.approx(float(annotations[keys.COST_PLANNED_USD]), rel=1e-3)
+    assert cost["now"] == pytest.approx(cost["planned"])

@@ -95,3 +95,30 @@ def test_an_old_or_future_memo_is_not_used(later_s: float) -> None:
     warm.snapshot("DE", 1000.0)
     warm.snapshot("DE", 1000.0 + later_s)
     assert source.snapshots == 2
+
+
+class ShapedSource(RecordingSource):
+    """A zone whose forecast climbs 10 g/kWh an hour from 100 at t=0, for 10 hours."""
+
+    def snapshot(self, zone: str, now: float | None = None) -> ForecastResult:
+        series = StepSeries.regular(0, 3600, [100.0 + 10 * h for h in range(10)])
+        return ForecastResult(zone, "test", "provider", series, 0.0, False, None)
+
+
+async def test_intensity_now_and_ahead_is_exported_per_zone() -> None:
+    metrics = Metrics()
+    refresher = Refresher(
+        ShapedSource(), ["DE"], interval_s=3600, metrics=metrics, clock=lambda: 1800.0
+    )
+    await refresher.refresh_once(["DE"])
+
+    def sample(ahead: str) -> float | None:
+        return metrics.registry.get_sample_value(
+            "greenlight_intensity_g_per_kwh", {"zone": "DE", "ahead": ahead}
+        )
+
+    assert sample("0h") == 100.0
+    assert sample("1h") == 110.0
+    assert sample("6h") == 160.0
+    # Beyond the forecast's end nothing is claimed.
+    assert sample("12h") is None
