@@ -154,7 +154,17 @@ class _Stop:
 _Message = FeedMessage | _Written | _Conflict | _Gone | _Failed | _Leadership | _Stop
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class _QueuedEvent:
+    event: job_events.JobEvent
+    at: float
+
+
+class _Prefetch:
+    """Tells the event writer to read which Deferred Events exist (a new leader)."""
+
+
+@dataclass(slots=True)
 class _Memory:
     """What the controller remembers of a Job beyond its record."""
 
@@ -216,7 +226,7 @@ class Reconciler:
         self._writers = ThreadPoolExecutor(
             max_workers=settings.api_workers, thread_name_prefix="reconciler-write"
         )
-        self._events: queue.Queue[dict[str, Any] | None] = queue.Queue(
+        self._events: queue.Queue[_QueuedEvent | _Prefetch | None] = queue.Queue(
             maxsize=settings.event_queue_size
         )
         self._elector = Elector(
@@ -619,33 +629,36 @@ class Reconciler:
     def _event(self, event: job_events.JobEvent | None) -> None:
         if event is None or not self._settings.events:
             return
-        body = job_events.event_body(event, now=from_epoch(self._clock()), instance=self.identity)
         try:
-            self._events.put_nowait(body)
+            self._events.put_nowait(_QueuedEvent(event, self._clock()))
         except queue.Full:
             self._metrics.events_dropped.inc()
 
     def _prefetch_events(self) -> None:
         if self._settings.events:
             try:
-                self._events.put_nowait({"prefetch": True})
+                self._events.put_nowait(_Prefetch())
             except queue.Full:
                 self._metrics.events_dropped.inc()
 
     def _write_events(self) -> None:
+        """Record queued Events in order; on stop, what is still queued is dropped."""
         recorded: set[str] = set()
         while True:
-            body = self._events.get()
-            if body is None:
+            item = self._events.get()
+            if item is None or self._stop.is_set():
                 return
-            if body.get("prefetch"):
+            if isinstance(item, _Prefetch):
                 recorded |= self._recorded_deferred_events()
                 continue
-            name = body["metadata"]["name"]
+            name = item.event.name
             if name in recorded:
                 continue
+            body = job_events.event_body(
+                item.event, now=from_epoch(item.at), instance=self.identity
+            )
             try:
-                self._kube.create_event(body["metadata"]["namespace"], body)
+                self._kube.create_event(item.event.job.namespace, body)
                 self._count("create", "ok", "events")
             except AlreadyExistsError:
                 self._count("create", "exists", "events")

@@ -132,8 +132,10 @@ class JobFeed:
         while True:
             page = self._source.list_jobs(limit=self._page_size, continue_token=token)
             version = page.resource_version or version
-            self._sink(Listed(self._tracked(page.items, uids)))
             token = page.continue_token
+            jobs = self._tracked(page.items, uids)
+            del page  # the raw page is the bulk of a relist's memory: drop it before the next
+            self._sink(Listed(jobs))
             if not token or self._stop.is_set():
                 break
         self._sink(ListDone(frozenset(uids), self._clock() - started, cause))

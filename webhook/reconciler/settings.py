@@ -119,7 +119,12 @@ class ReconcilerSettings(BaseModel):
         description="Server-side timeout of one watch request (it resumes from the last "
         "resourceVersion or bookmark).",
     )
-    list_page_size: int = Field(default=500, ge=1, description="Jobs per page when (re)listing.")
+    list_page_size: int = Field(
+        default=100,
+        ge=1,
+        description="Jobs per page when (re)listing: a raw page is the bulk of a relist's "
+        "memory (100 Jobs: a few MB), more pages cost a little relist time.",
+    )
     api_workers: int = Field(
         default=8,
         ge=1,
