@@ -621,7 +621,12 @@ class Reconciler:
             return
         memory.failures += 1
         backoff = min(2.0 ** (memory.failures - 1), MAX_BACKOFF_S)
-        log.warning("write for job=%s failed (%s); retrying in %.0f s", uid, message.error, backoff)
+        log.warning(
+            "write for job=%s failed (%s); deciding again in %.0f s",
+            self._jobs[uid].key,
+            message.error,
+            backoff,
+        )
         self._timers.schedule(uid, self._clock() + backoff)
 
     # -- events ------------------------------------------------------------------------------
