@@ -10,6 +10,7 @@ from reviews import body, job, review
 from webhook import annotations as keys
 from webhook.admission import AdmissionRequest, apply_patch, decode_review
 from webhook.annotations import Inputs, Mode
+from webhook.cost import FlatPrice
 from webhook.energy import load_catalog
 from webhook.metrics import Metrics
 from webhook.mutate import Admission, MutationContext, judge
@@ -335,8 +336,6 @@ def test_a_new_forecast_object_is_planned_afresh() -> None:
 
 
 def test_a_price_puts_the_cost_in_the_annotations_and_the_cost_metric() -> None:
-    from webhook.cost import FlatPrice
-
     context = _context()
     priced = MutationContext(
         settings=context.settings,
