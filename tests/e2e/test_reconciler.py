@@ -474,6 +474,30 @@ def test_a_deferred_job_is_released_at_its_window_runs_and_its_actual_emissions_
     )
     assert SLOW in json.loads(history.data["history.json"])["zones"]
 
+    report = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "webhook",
+            "report",
+            "--namespace",
+            namespace,
+            "--format",
+            "json",
+            "--kubeconfig",
+            str(cluster.plane.kubeconfig),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=cluster.environ(),
+    )
+    document = json.loads(report.stdout)
+    (row,) = document["jobs"]
+    assert (row["name"], row["release_reason"]) == ("train", "window")
+    assert row["actual_emissions_g"] == pytest.approx(emissions, abs=0.1)
+    assert document["namespaces"][0]["accounted"] == 1
+
 
 def test_with_every_provider_down_jobs_are_released_by_their_deadline(
     cluster: Cluster, make_namespace: Callable[..., str]
