@@ -265,16 +265,33 @@ def correct_forecast(
     corrected, error_by_lead = _learned_nowcast(
         hours, actual, predicted, future, leads, fallback=corrected
     )
-    times = np.concatenate((hours[-1:], future_hours))
-    values = np.concatenate((actual[-1:], corrected))
-    end = int(times[-1] + HOUR_S)
     return ForecastCorrection(
-        StepSeries(times, values, end),
+        _shifted_by_hour(forecast, last_hour, float(actual[-1]), corrected - future),
         float(errors[-1]),
         decay,
         last_hour,
         error_pct=_rms_relative_pct(errors[-7 * DAY_HOURS :], actual[-7 * DAY_HOURS :]),
         error_by_lead_pct=error_by_lead,
+    )
+
+
+def _shifted_by_hour(
+    forecast: StepSeries, observed_hour: int, observed: float, offsets: FloatArray
+) -> StepSeries:
+    """The observed hour at its actual value, then ``forecast`` at its own resolution, each
+    whole hour after it shifted by its correction (a half-hourly or 5-minute forecast keeps its
+    shape; a trailing partial hour keeps the last correction)."""
+    start = observed_hour + HOUR_S
+    if forecast.end <= start:
+        return StepSeries(np.array([observed_hour]), np.array([observed]), start)
+    rest = forecast.window(start, forecast.end)
+    times = np.maximum(rest.times, start)
+    hour_index = np.minimum((times - start) // HOUR_S, max(offsets.size - 1, 0))
+    shifted = rest.values + (offsets[hour_index] if offsets.size else 0.0)
+    return StepSeries(
+        np.concatenate(([observed_hour], times)),
+        np.concatenate(([observed], shifted)),
+        rest.end,
     )
 
 

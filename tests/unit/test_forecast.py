@@ -143,3 +143,17 @@ def test_correction_measures_its_own_error_by_lead() -> None:
     assert table[1] < table[12]
     assert uncertainty.at_lead(1 * H) == table[1]
     assert uncertainty.at_lead(1000 * H) == table[-1]
+
+
+def test_correction_keeps_a_sub_hourly_forecasts_shape() -> None:
+    """A 5-minute forecast with a 15-minute dip keeps the dip after correction."""
+    actual = daily_shape(10)
+    five_min_values = np.repeat(actual.values, 12) - 30.0  # 30 g low, at 5-minute steps
+    dip = (np.arange(five_min_values.size) % 12) < 3
+    five_min_values[dip] -= 50.0
+    forecast = StepSeries.regular(START, 300, five_min_values)
+    now = START + 8 * DAY
+    result = correct_forecast(forecast, actual, now)
+    assert result.series.step_s == 300
+    later = result.series.window(now + 2 * H, now + 3 * H)
+    assert later.values.min() < later.values.max() - 45  # the dip is still there
