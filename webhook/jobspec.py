@@ -18,6 +18,7 @@ run.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -73,6 +74,12 @@ def parse_quantity(value: object, *, field: str = "quantity") -> Decimal:
     Negative quantities are refused: no resource request can be negative."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise JobSpecError(f"{field}: {value!r} is not {QUANTITY_FORM}")
+    # The same few quantities ("1", "16Gi") come in every admission request: parse each once.
+    return _parse_quantity(value, field)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_quantity(value: str | int | float, field: str) -> Decimal:
     if isinstance(value, float) and not math.isfinite(value):
         raise JobSpecError(f"{field}: {value!r} is not {QUANTITY_FORM}")
     text = str(value).strip() if isinstance(value, str) else repr(value)
