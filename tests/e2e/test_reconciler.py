@@ -145,7 +145,9 @@ class Cluster:
         return {
             **os.environ,
             **self.plane.environ(),
-            "GREENLIGHT_REPLAY": json.dumps({"files": self.replay, "embedded": False}),
+            "GREENLIGHT_REPLAY": json.dumps(
+                {"files": self.replay, "embedded": False, "forecast_error_pct": 0}
+            ),
             "GREENLIGHT_WEBHOOK__ZONE": SLOW,
             # Corrected forecasts are hourly: E2E-FAST's 30-second structure needs them raw.
             "GREENLIGHT_FORECAST": json.dumps({"correct_with_actuals": False}),

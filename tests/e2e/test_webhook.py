@@ -90,7 +90,9 @@ def _start_webhook(plane: LocalControlPlane, workdir: Path) -> Webhook:
     port = free_port()
     env = {
         **os.environ,
-        "GREENLIGHT_REPLAY": json.dumps({"files": {ZONE: str(replay)}, "embedded": False}),
+        "GREENLIGHT_REPLAY": json.dumps(
+            {"files": {ZONE: str(replay)}, "embedded": False, "forecast_error_pct": 0}
+        ),
         "GREENLIGHT_WEBHOOK__ZONE": ZONE,
     }
     log = (workdir / "serve.log").open("wb")

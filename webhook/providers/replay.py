@@ -21,6 +21,7 @@ forecast would make them; use a DACF file for realistic forecast error).
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,32 @@ class ReplaySettings(BaseModel):
         description="Life-cycle or direct intensity from Electricity Maps exports (DACF files "
         "only have direct).",
     )
+    forecast_error_pct: float = Field(
+        8.0,
+        ge=0,
+        le=100,
+        description="Electricity Maps exports carry no forecast, so the replay forecasts the "
+        "recorded future with an error that grows with the lead time like a real forecast's "
+        "(AR(1), lag-1 0.85, this marginal standard deviation in percent; the same for every "
+        "fetch within one data step). 0 = perfect foresight. DACF files replay their own "
+        "recorded forecast.",
+    )
+
+
+FORECAST_ERROR_LAG1 = 0.85
+"""Hour-to-hour autocorrelation of a real day-ahead forecast's error (0.8-0.9 measured)."""
+
+
+def with_forecast_error(series: StepSeries, sigma: float, seed_key: str) -> StepSeries:
+    """``series`` x (1 + e): e starts at 0 for the current step and follows an AR(1) process
+    whose standard deviation grows toward ``sigma`` with the lead, seeded by ``seed_key`` so one
+    issue time always gives the same forecast."""
+    rng = np.random.default_rng(zlib.crc32(seed_key.encode()))
+    shocks = rng.normal(0.0, sigma * np.sqrt(1 - FORECAST_ERROR_LAG1**2), size=len(series))
+    errors = np.zeros(len(series))
+    for index in range(1, len(series)):
+        errors[index] = FORECAST_ERROR_LAG1 * errors[index - 1] + shocks[index]
+    return StepSeries(series.times, series.values * (1 + errors), series.end)
 
 
 def first_monday_at_or_after(moment: int) -> int:
@@ -157,15 +184,19 @@ class ReplayProvider:
         tracks: Mapping[str, ReplayTrack],
         *,
         clock: Callable[[], float] = time.time,
+        forecast_error_pct: float = 0.0,
     ) -> None:
         self._tracks = {key.casefold(): track for key, track in tracks.items()}
         self._clock = clock
+        self._forecast_error_pct = forecast_error_pct
 
     @classmethod
     def from_settings(
         cls, settings: ReplaySettings, *, clock: Callable[[], float] = time.time
     ) -> ReplayProvider:
-        return cls(load_tracks(settings), clock=clock)
+        return cls(
+            load_tracks(settings), clock=clock, forecast_error_pct=settings.forecast_error_pct
+        )
 
     @property
     def zones(self) -> list[str]:
@@ -204,13 +235,16 @@ class ReplayProvider:
         start, _ = track.step_at(now)
         source = track.forecast if track.forecast is not None else track.actual
         series = track.window(source, start, max(int(now) + horizon_s, start + 1))
+        simulated = track.forecast is None and self._forecast_error_pct > 0
+        if simulated:
+            series = with_forecast_error(series, self._forecast_error_pct / 100, f"{zone}:{start}")
         return IntensityData(
             zone=zone,
             provider=NAME,
             kind="forecast",
             series=series,
             fetched_at=int(now),
-            estimated=track.forecast is not None,
+            estimated=track.forecast is not None or simulated,
             issued_at=int(now),
         )
 

@@ -240,7 +240,9 @@ class ReconcileBenchmark:
         replay_csv(replay, ZONE, 300.0)
         self._env = {
             **environ,
-            "GREENLIGHT_REPLAY": json.dumps({"files": {ZONE: str(replay)}, "embedded": False}),
+            "GREENLIGHT_REPLAY": json.dumps(
+                {"files": {ZONE: str(replay)}, "embedded": False, "forecast_error_pct": 0}
+            ),
             "GREENLIGHT_RECONCILER__LEASE_NAME": f"glbench-{self._tag}",
             "GREENLIGHT_RECONCILER__HISTORY_CONFIGMAP": f"glbench-{self._tag}-history",
         }

@@ -103,7 +103,7 @@ async def test_a_window_across_the_loop_end_continues_from_the_loop_start(tmp_pa
     loop_end_wall = replay_track.origin + 10 * replay_track.loop_s  # a wall time at the seam
     clock = FakeClock(loop_end_wall - 2 * HOUR)
     replay = ReplayProvider.from_settings(
-        ReplaySettings(files={"XX": path}, embedded=False), clock=clock
+        ReplaySettings(files={"XX": path}, embedded=False, forecast_error_pct=0), clock=clock
     )
     forecast = await replay.forecast("XX", 4 * HOUR)
     first = (replay_track.origin - FILE_START) // HOUR
@@ -180,3 +180,25 @@ def test_a_broken_file_is_a_configuration_error_naming_it(tmp_path: Path) -> Non
     path.write_text("nothing,useful\n1,2\n", encoding="utf-8")
     with pytest.raises(ProviderConfigError, match=r"broken\.csv.*unknown format"):
         ReplayProvider.from_settings(ReplaySettings(files={"XX": path}, embedded=False))
+
+
+async def test_an_export_is_forecast_with_an_error_that_grows_with_the_lead(tmp_path: Path) -> None:
+    """Electricity Maps exports have no forecast: the replay's is the recorded future with a
+    realistic error — none for the current step, growing with the lead, the same on every
+    fetch within one step, estimated."""
+    path = em_file(tmp_path / "xx.csv", 3 * 7 * 24)
+    clock = FakeClock(track(tmp_path).origin + 30 * HOUR + 600)
+    settings = ReplaySettings(files={"XX": path}, embedded=False, forecast_error_pct=10)
+    replay = ReplayProvider.from_settings(settings, clock=clock)
+    exact = ReplayProvider.from_settings(
+        settings.model_copy(update={"forecast_error_pct": 0}), clock=clock
+    )
+    noisy = await replay.forecast("XX", 24 * HOUR)
+    again = await replay.forecast("XX", 24 * HOUR)
+    truth = (await exact.forecast("XX", 24 * HOUR)).series.values
+    relative = noisy.series.values / truth - 1
+    assert relative[0] == 0.0
+    assert np.any(np.abs(relative[1:]) > 0.001)
+    assert np.all(np.abs(relative) < 0.6)
+    assert noisy.series.values.tolist() == again.series.values.tolist()
+    assert noisy.estimated
