@@ -117,9 +117,10 @@ class Refresher:
 class WarmForecasts:
     """A forecast source whose snapshots are memoised per zone for ``memo_s`` seconds.
 
-    A snapshot picks and corrects a forecast, a few hundred microseconds of numpy work; on the
-    request path it is computed once per zone per ``memo_s`` and dropped as soon as the zone is
-    refreshed. The cost: the data age reported can lag by up to ``memo_s``.
+    A snapshot picks a forecast and applies its correction (the correction itself, a few
+    milliseconds, is memoised by the source per data and hour); on the request path a snapshot
+    is computed once per zone per ``memo_s`` and dropped as soon as the zone is refreshed.
+    The cost: the data age reported can lag by up to ``memo_s``.
     """
 
     def __init__(self, source: Refreshable, *, memo_s: float = 10.0) -> None:

@@ -283,3 +283,31 @@ def test_forecasts_issued_earlier_let_the_correction_measure_the_providers_error
     # The correction moves the next hour toward what was observed (250), not the raw 301.
     assert measured.series is not None
     assert measured.series.value_at(HOUR_NOW + HOUR) < 301.0
+
+
+async def test_the_correction_is_computed_once_per_zone_data_and_hour() -> None:
+    """Admission requests reuse the correction until the data changes or the hour turns."""
+    clock = FakeClock()
+    provider = ElectricityMapsProvider(
+        ElectricityMapsSettings(api_key=SecretStr("k"), base_url="https://em.test/v3"),
+        HttpSettings(max_attempts=1),
+        transport=em_api([good_forecast()]).transport,
+        sleep=RecordingSleep(),
+        clock=clock,
+    )
+    calls: list[int] = []
+
+    def counting(series: StepSeries, actuals: StepSeries, now: int) -> Any:
+        calls.append(now)
+        return series, None
+
+    forecasts = ForecastSource(
+        provider, cache=CACHE, settings=ForecastSettings(), clock=clock, corrector=counting
+    )
+    await forecasts.refresh("DE")
+    first = forecasts.snapshot("DE")
+    assert forecasts.snapshot("DE", clock.now + 5).series is first.series
+    assert len(calls) == 1
+    next_hour = (int(clock.now) // HOUR + 1) * HOUR
+    forecasts.snapshot("DE", next_hour + 1)
+    assert len(calls) == 2
