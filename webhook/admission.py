@@ -36,6 +36,9 @@ class GroupVersionKind:
     kind: str
 
 
+_JOB = GroupVersionKind("batch", "v1", "Job")
+
+
 @dataclass(frozen=True)
 class AdmissionRequest:
     """The parts of ``AdmissionReview.request`` greenlight uses."""
@@ -53,7 +56,7 @@ class AdmissionRequest:
 
     @property
     def is_job(self) -> bool:
-        return self.kind == GroupVersionKind("batch", "v1", "Job") and not self.sub_resource
+        return self.kind == _JOB and not self.sub_resource
 
 
 @dataclass(frozen=True)
@@ -156,11 +159,13 @@ def diff_patch(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Patc
 
 
 def _pointer_token(key: str) -> str:
+    if "~" not in key and "/" not in key:  # most keys: nothing to escape
+        return key
     return key.replace("~", "~0").replace("/", "~1")  # RFC 6901
 
 
 def _diff_into(ops: list[PatchOp], path: str, before: Any, after: Any) -> None:
-    if isinstance(before, Mapping) and isinstance(after, Mapping):
+    if _is_object(before) and _is_object(after):
         for key in before:
             if key not in after:
                 ops.append({"op": "remove", "path": f"{path}/{_pointer_token(key)}"})
@@ -173,6 +178,11 @@ def _diff_into(ops: list[PatchOp], path: str, before: Any, after: Any) -> None:
         return
     if before != after:
         ops.append({"op": "replace", "path": path, "value": after})
+
+
+def _is_object(value: object) -> bool:
+    # dict first: JSON objects are dicts, and the abstract-class check is several times slower
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def apply_patch(document: Mapping[str, Any], ops: Sequence[PatchOp]) -> JsonObject:

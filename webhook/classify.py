@@ -39,6 +39,8 @@ class Skip:
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
+    if type(value) is dict:  # JSON-decoded: skip the slower abstract-class check
+        return value
     return value if isinstance(value, Mapping) else {}
 
 

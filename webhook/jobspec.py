@@ -24,7 +24,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
@@ -63,6 +63,9 @@ _SUFFIX_MULTIPLIER: dict[str, Decimal] = {
 }
 
 
+_ZERO = Decimal(0)
+
+
 class JobSpecError(ValueError):
     """A Job whose structure or quantities cannot be read; the message names the field."""
 
@@ -74,18 +77,23 @@ def parse_quantity(value: object, *, field: str = "quantity") -> Decimal:
     Negative quantities are refused: no resource request can be negative."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise JobSpecError(f"{field}: {value!r} is not {QUANTITY_FORM}")
-    # The same few quantities ("1", "16Gi") come in every admission request: parse each once.
-    return _parse_quantity(value, field)
+    # The same few quantities ("1", "16Gi") come in every admission request: parse each once,
+    # whatever field it is in (the field only names a bad value in the error).
+    quantity = _parse_quantity(value)
+    if isinstance(quantity, str):
+        raise JobSpecError(f"{field}: {value!r} {quantity}")
+    return quantity
 
 
 @functools.lru_cache(maxsize=1024)
-def _parse_quantity(value: str | int | float, field: str) -> Decimal:
+def _parse_quantity(value: str | int | float) -> Decimal | str:
+    """The quantity, or what is wrong with it (to be prefixed with the field and value)."""
     if isinstance(value, float) and not math.isfinite(value):
-        raise JobSpecError(f"{field}: {value!r} is not {QUANTITY_FORM}")
+        return f"is not {QUANTITY_FORM}"
     text = str(value).strip() if isinstance(value, str) else repr(value)
     match = _QUANTITY.fullmatch(text)
     if match is None:
-        raise JobSpecError(f"{field}: {value!r} is not {QUANTITY_FORM}")
+        return f"is not {QUANTITY_FORM}"
     number = Decimal(match["number"])  # the pattern admits only plain decimal numbers
     suffix = match["suffix"] or ""
     if len(suffix) > 1 and suffix[0] in "eE":  # an exponent; a lone "E" is exa
@@ -93,7 +101,7 @@ def _parse_quantity(value: str | int | float, field: str) -> Decimal:
     else:
         quantity = number * _SUFFIX_MULTIPLIER[suffix]
     if quantity < 0:
-        raise JobSpecError(f"{field}: {value!r} is negative")
+        return "is negative"
     return quantity
 
 
@@ -183,26 +191,28 @@ class _Container:
     def request(self, resource: str, *, gpu: bool) -> Decimal:
         request = self.requests.get(resource)
         limit = self.limits.get(resource)
-        field = f"{self.path}.resources"
-        requested = (
-            None
-            if request is None
-            else parse_quantity(request, field=f"{field}.requests[{resource}]")
-        )
-        limited = (
-            None if limit is None else parse_quantity(limit, field=f"{field}.limits[{resource}]")
-        )
+        # Field paths are built only for an error: this runs for every resource of every
+        # container of every admitted Job.
+        requested = None if request is None else self._quantity(request, "requests", resource)
+        limited = None if limit is None else self._quantity(limit, "limits", resource)
         if gpu and requested is not None and limited is not None:
             return max(requested, limited)
         if requested is not None:
             return requested
-        return limited if limited is not None else Decimal(0)
+        return limited if limited is not None else _ZERO
+
+    def _quantity(self, value: object, kind: str, resource: str) -> Decimal:
+        if isinstance(value, str):
+            quantity = _parse_quantity(value)
+            if not isinstance(quantity, str):
+                return quantity
+        return parse_quantity(value, field=f"{self.path}.resources.{kind}[{resource}]")
 
 
 def _containers(value: object, field: str, *, required: bool = False) -> list[_Container]:
     if value is None and not required:
         return []
-    if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
+    if not _is_list(value):
         raise JobSpecError(f"{field}: expected a list of containers, got {_kind(value)}")
     if required and not value:
         raise JobSpecError(f"{field}: a pod needs at least one container")
@@ -210,9 +220,9 @@ def _containers(value: object, field: str, *, required: bool = False) -> list[_C
     for index, item in enumerate(value):
         path = f"{field}[{index}]"
         container = _mapping(item, path)
-        resources = _mapping(container.get("resources"), f"{path}.resources")
-        requests = _mapping(resources.get("requests"), f"{path}.resources.requests")
-        limits = _mapping(resources.get("limits"), f"{path}.resources.limits")
+        resources = _mapping(container.get("resources"), path, ".resources")
+        requests = _mapping(resources.get("requests"), path, ".resources.requests")
+        limits = _mapping(resources.get("limits"), path, ".resources.limits")
         sidecar = container.get("restartPolicy") == "Always"
         result.append(_Container(path, requests, limits, sidecar))
     return result
@@ -222,8 +232,8 @@ def _effective(
     containers: list[_Container], init_containers: list[_Container], resource: str, *, gpu: bool
 ) -> Decimal:
     """The pod's effective request for ``resource`` (sidecar-aware, KEP-753)."""
-    sidecars = Decimal(0)
-    init_peak = Decimal(0)
+    sidecars = _ZERO
+    init_peak = _ZERO
     for container in init_containers:
         request = container.request(resource, gpu=gpu)
         if container.sidecar:
@@ -231,14 +241,17 @@ def _effective(
             init_peak = max(init_peak, sidecars)
         else:
             init_peak = max(init_peak, sidecars + request)
-    app = sum((c.request(resource, gpu=gpu) for c in containers), Decimal(0)) + sidecars
+    app = _ZERO
+    for container in containers:
+        app += container.request(resource, gpu=gpu)
+    app += sidecars
     return max(app, init_peak)
 
 
 def _gpu_product(pod: Mapping[str, Any], base: str) -> tuple[str | None, str | None]:
     """The GPU model from ``nodeSelector``, else the first ``In`` value of a required node
     affinity term on one of ``GPU_PRODUCT_LABELS``."""
-    selector = _mapping(pod.get("nodeSelector"), f"{base}.nodeSelector")
+    selector = _mapping(pod.get("nodeSelector"), base, ".nodeSelector")
     for label in GPU_PRODUCT_LABELS:
         value = selector.get(label)
         if value is not None:
@@ -246,18 +259,20 @@ def _gpu_product(pod: Mapping[str, Any], base: str) -> tuple[str | None, str | N
                 raise JobSpecError(f"{base}.nodeSelector[{label}]: {value!r} is not a label value")
             return value, f"nodeSelector[{label}]"
 
-    affinity = _mapping(pod.get("affinity"), f"{base}.affinity")
-    node_affinity = _mapping(affinity.get("nodeAffinity"), f"{base}.affinity.nodeAffinity")
+    affinity = _mapping(pod.get("affinity"), base, ".affinity")
+    node_affinity = _mapping(affinity.get("nodeAffinity"), base, ".affinity.nodeAffinity")
+    if not node_affinity:
+        return None, None
     field = f"{base}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
     required = _mapping(node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution"), field)
     terms = required.get("nodeSelectorTerms") or []
-    if not isinstance(terms, Sequence) or isinstance(terms, (str, bytes)):
+    if not _is_list(terms):
         raise JobSpecError(f"{field}.nodeSelectorTerms: expected a list, got {_kind(terms)}")
     for label in GPU_PRODUCT_LABELS:
         for term_index, term in enumerate(terms):
             term_path = f"{field}.nodeSelectorTerms[{term_index}]"
             expressions = _mapping(term, term_path).get("matchExpressions") or []
-            if not isinstance(expressions, Sequence) or isinstance(expressions, (str, bytes)):
+            if not _is_list(expressions):
                 raise JobSpecError(
                     f"{term_path}.matchExpressions: expected a list, got {_kind(expressions)}"
                 )
@@ -268,8 +283,7 @@ def _gpu_product(pod: Mapping[str, Any], base: str) -> tuple[str | None, str | N
                     continue
                 values = expression.get("values")
                 if (
-                    not isinstance(values, Sequence)
-                    or isinstance(values, (str, bytes))
+                    not _is_list(values)
                     or not values
                     or not all(isinstance(v, str) and v for v in values)
                 ):
@@ -278,14 +292,27 @@ def _gpu_product(pod: Mapping[str, Any], base: str) -> tuple[str | None, str | N
     return None, None
 
 
-def _mapping(value: object, field: str, *, required: bool = False) -> Mapping[str, Any]:
+def _mapping(
+    value: object, field: str, suffix: str = "", *, required: bool = False
+) -> Mapping[str, Any]:
+    """``value`` as a mapping (None: empty); the error names ``field + suffix``, joined only
+    when there is an error."""
+    if type(value) is dict:  # JSON-decoded objects: skip the slower abstract-class check
+        return value
     if value is None:
         if required:
-            raise JobSpecError(f"{field}: missing")
+            raise JobSpecError(f"{field}{suffix}: missing")
         return {}
     if not isinstance(value, Mapping):
-        raise JobSpecError(f"{field}: expected a mapping, got {_kind(value)}")
+        raise JobSpecError(f"{field}{suffix}: expected a mapping, got {_kind(value)}")
     return value
+
+
+def _is_list(value: object) -> TypeGuard[Sequence[Any]]:
+    """A JSON array (or another sequence that is not a string)."""
+    if type(value) is list:
+        return True
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
 
 
 def _kind(value: object) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -300,3 +301,35 @@ def test_malformed_jobs_raise_an_error_naming_the_field(spec: dict[str, Any], me
 def test_a_job_that_is_not_a_mapping_is_refused() -> None:
     with pytest.raises(JobSpecError, match="job: expected a mapping, got list"):
         job_resources([])  # type: ignore[arg-type]
+
+
+def test_the_same_bad_quantity_is_reported_in_each_field_it_appears_in() -> None:
+    # Quantities are parsed once per value whatever their field: the error must still name
+    # the field of the Job at hand.
+    in_requests = job(container(requests={"cpu": "lots"}))
+    in_limits = job(container(limits={"memory": "lots"}))
+    with pytest.raises(JobSpecError, match=r"requests\[cpu\]: 'lots' is not"):
+        job_resources(in_requests)
+    with pytest.raises(JobSpecError, match=r"limits\[memory\]: 'lots' is not"):
+        job_resources(in_limits)
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` with every dict a read-only mapping and every list a tuple."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def test_mappings_and_sequences_other_than_dicts_and_lists_read_the_same() -> None:
+    spec = job(
+        container(requests={"cpu": "2", "nvidia.com/gpu": "1"}, limits={"memory": "4Gi"}),
+        init=[container(requests={"cpu": "1"}, restartPolicy="Always")],
+        parallelism=2,
+        affinity=required_affinity(
+            {"key": "nvidia.com/gpu.product", "operator": "In", "values": ["NVIDIA-A100"]}
+        ),
+    )
+    assert job_resources(_frozen(spec)) == job_resources(spec)
