@@ -8,11 +8,12 @@ Outputs are what greenlight writes on each Job it judges; the reconciler reads t
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from webhook.durations import parse_duration
@@ -181,14 +182,15 @@ class Inputs:
         """These inputs, with each one not given here taken from ``defaults``."""
         return Inputs(
             **{
-                f.name: (
-                    getattr(self, f.name)
-                    if getattr(self, f.name) is not None
-                    else getattr(defaults, f.name)
-                )
-                for f in fields(self)
+                name: value
+                if (value := getattr(self, name)) is not None
+                else getattr(defaults, name)
+                for name in _INPUT_FIELDS
             }
         )
+
+
+_INPUT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Inputs))
 
 
 @dataclass(frozen=True)
@@ -257,32 +259,48 @@ def _parse_percent(value: str) -> float:
     return number
 
 
+_PARSERS: dict[str, tuple[str, Callable[[str], object]]] = {
+    SKIP: ("skip", _parse_bool),
+    MAX_DELAY: ("max_delay_s", lambda v: _parse_duration(v, positive=False)),
+    DEADLINE: ("deadline", _parse_time),
+    EXPECTED_DURATION: ("expected_duration_s", lambda v: _parse_duration(v, positive=True)),
+    WORKLOAD: ("workload", lambda v: _parse_choice(v, WORKLOADS)),
+    GPU_MODEL: ("gpu_model", lambda v: _parse_pattern(v, _GPU_MODEL_PATTERN)),
+    ZONE: ("zone", lambda v: _parse_pattern(v, _ZONE_PATTERN)),
+    MIN_SAVINGS: ("min_savings_pct", _parse_percent),
+    MODE: ("mode", lambda v: Mode(_parse_choice(v, tuple(Mode)))),
+}
+
+
 def parse_inputs(annotations: Mapping[str, str]) -> ParsedInputs:
     """The greenlight inputs in ``annotations`` and every error among them (never raises)."""
+    raw = tuple(map(annotations.get, INPUT_KEYS))
+    if _TEXT_OR_NONE.issuperset(map(type, raw)):
+        # Jobs from one template carry the same few input values: parse each combination once
+        # (the result is immutable and depends on nothing but the values).
+        return _parse_input_values(raw)
+    return _parse_input_values.__wrapped__(raw)
+
+
+_TEXT_OR_NONE = frozenset({str, type(None)})
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_input_values(raw: tuple[object, ...]) -> ParsedInputs:
+    """``parse_inputs`` on the values of ``INPUT_KEYS``, in that order (None: not given)."""
     errors: list[AnnotationError] = []
     values: dict[str, object] = {}
-    parsers = {
-        SKIP: ("skip", _parse_bool),
-        MAX_DELAY: ("max_delay_s", lambda v: _parse_duration(v, positive=False)),
-        DEADLINE: ("deadline", _parse_time),
-        EXPECTED_DURATION: ("expected_duration_s", lambda v: _parse_duration(v, positive=True)),
-        WORKLOAD: ("workload", lambda v: _parse_choice(v, WORKLOADS)),
-        GPU_MODEL: ("gpu_model", lambda v: _parse_pattern(v, _GPU_MODEL_PATTERN)),
-        ZONE: ("zone", lambda v: _parse_pattern(v, _ZONE_PATTERN)),
-        MIN_SAVINGS: ("min_savings_pct", _parse_percent),
-        MODE: ("mode", lambda v: Mode(_parse_choice(v, tuple(Mode)))),
-    }
-    for key, (field_name, parser) in parsers.items():
-        raw = annotations.get(key)
-        if raw is None:
+    for key, value in zip(INPUT_KEYS, raw, strict=True):
+        if value is None:
             continue
-        if not isinstance(raw, str):
-            errors.append(AnnotationError(key, repr(raw), ACCEPTED[key], "not a string"))
+        field_name, parser = _PARSERS[key]
+        if not isinstance(value, str):
+            errors.append(AnnotationError(key, repr(value), ACCEPTED[key], "not a string"))
             continue
         try:
-            values[field_name] = parser(raw)
+            values[field_name] = parser(value)
         except _BadValueError as e:
-            errors.append(AnnotationError(key, raw, ACCEPTED[key], str(e)))
+            errors.append(AnnotationError(key, value, ACCEPTED[key], str(e)))
     return ParsedInputs(Inputs(**values), tuple(errors))  # type: ignore[arg-type]
 
 
@@ -294,7 +312,20 @@ def unknown_keys(annotations: Mapping[str, str]) -> list[str]:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339, UTC, whole seconds: the form every greenlight time annotation uses."""
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    if moment.tzinfo is None:  # local time: depends on the process's zone
+        return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    # Formatted once per second: every decision made in the same second writes the same
+    # admission time, and a memoised plan's times come back in each decision that shares it.
+    return _format_epoch_second((moment - _EPOCH) // _SECOND)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+
+
+@functools.lru_cache(maxsize=256)
+def _format_epoch_second(second: int) -> str:
+    return (_EPOCH + timedelta(seconds=second)).isoformat().replace("+00:00", "Z")
 
 
 def format_number(value: float, digits: int = 1) -> str:

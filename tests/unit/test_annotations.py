@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -141,3 +141,34 @@ def test_numbers_are_written_fixed_point(value: float, digits: int, text: str) -
 def test_times_are_written_rfc3339_utc_whole_seconds() -> None:
     moment = datetime(2025, 6, 1, 16, 30, 5, 123456, tzinfo=UTC)
     assert keys.format_time(moment) == "2025-06-01T16:30:05Z"
+
+
+@pytest.mark.parametrize(
+    ("moment", "text"),
+    [
+        pytest.param(datetime(2025, 6, 1, 16, 30, 5, 999999, tzinfo=UTC), "2025-06-01T16:30:05Z",
+                     id="last-microsecond"),
+        pytest.param(datetime(2025, 6, 1, 18, 30, 5, tzinfo=timezone(timedelta(hours=2))),
+                     "2025-06-01T16:30:05Z", id="offset"),
+        pytest.param(datetime(2025, 6, 1, 0, 15, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+                     "2025-05-31T18:45:00Z", id="offset-previous-day"),
+        pytest.param(datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC),
+                     "1969-12-31T23:59:59Z", id="before-the-epoch"),
+        pytest.param(datetime.max.replace(tzinfo=UTC), "9999-12-31T23:59:59Z", id="latest"),
+    ],
+)  # fmt: skip
+def test_any_aware_time_is_written_as_its_utc_second(moment: datetime, text: str) -> None:
+    assert keys.format_time(moment) == text
+    assert keys.format_time(moment) == text  # again, from the per-second memo
+
+
+def test_repeated_inputs_parse_alike_and_a_value_that_is_not_a_string_is_reported() -> None:
+    annotations = {keys.MAX_DELAY: "12h", keys.WORKLOAD: "training"}
+    assert parse_inputs(annotations) == parse_inputs(dict(annotations))
+    assert parse_inputs(annotations).inputs == Inputs(max_delay_s=43200, workload="training")
+    odd: dict[str, object] = {keys.MAX_DELAY: 12, keys.ZONE: ["DE"]}
+    errors = parse_inputs(odd).errors  # type: ignore[arg-type]
+    assert [(e.key, e.problem) for e in errors] == [
+        (keys.MAX_DELAY, "not a string"),
+        (keys.ZONE, "not a string"),
+    ]
