@@ -15,6 +15,7 @@ for dry runs, which get the same answer and leave no trace of a decision.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from webhook.energy import (
 )
 from webhook.energy import parse_workload as energy_workload
 from webhook.forecast import ForecastUncertainty
-from webhook.jobspec import JobSpecError, job_resources
+from webhook.jobspec import JobResources, JobSpecError, job_resources
 from webhook.metrics import Metrics
 from webhook.planner import Plan, PlannerSettings, PlanRequest, latest_start, plan
 from webhook.providers.source import ForecastResult
@@ -54,29 +55,85 @@ class Snapshots(Protocol):
 
 
 class DecisionMemo:
-    """Exact memoisation of the costly pure steps, energy estimate and plan.
+    """Exact memoisation of the pure steps of a judgement that repeat from Job to Job.
 
     The planner decides at whole seconds (epoch integers), so Jobs with the same inputs
     admitted within the same second, on the same forecast object, get the same plan: a burst
-    of Jobs from one template (a sweep, a CI matrix) is planned once. Bounded; entries check
-    the identity of the forecast they were made on.
+    of Jobs from one template (a sweep, a CI matrix) is planned once, and the plan's
+    annotations are formatted once. The energy estimate depends only on the Job's resources
+    and inputs; the effective inputs only on the Job's and its namespace's. Bounded; plan
+    entries check the identity of the forecast they were made on, so a refreshed forecast
+    (a new object) is planned afresh.
     """
 
     def __init__(self, max_entries: int = 1024) -> None:
         self._max_entries = max_entries
         self._plans: dict[tuple[Any, ...], tuple[StepSeries, Plan]] = {}
         self._energy: dict[tuple[Any, ...], EnergyEstimate] = {}
+        self._inputs: dict[tuple[Inputs, Inputs, Inputs], Inputs] = {}
+        self._outputs: dict[tuple[Any, ...], tuple[Plan, dict[str, str], dict[str, str]]] = {}
+
+    def effective_inputs(self, job: Inputs, namespace: Inputs, defaults: Inputs) -> Inputs:
+        """``job`` over ``namespace`` over ``defaults`` (``Inputs.over``)."""
+        key = (job, namespace, defaults)
+        effective = self._inputs.get(key)
+        if effective is None:
+            if len(self._inputs) >= self._max_entries:
+                self._inputs.clear()
+            effective = self._inputs[key] = job.over(namespace).over(defaults)
+        return effective
 
     def energy(
-        self, inputs: EnergyInputs, catalog: GpuCatalog, settings: EnergySettings
+        self,
+        resources: JobResources,
+        *,
+        duration_s: int,
+        workload: str | None,
+        gpu_model: str | None,
+        catalog: GpuCatalog,
+        settings: EnergySettings,
     ) -> EnergyEstimate:
-        key = (inputs, id(catalog), settings)
+        """The estimate for a Job's resources run for ``duration_s`` (``EnergyModelError``
+        when it cannot be made; errors are not memoised)."""
+        key = (resources, duration_s, workload, gpu_model, id(catalog), settings)
         estimate = self._energy.get(key)
         if estimate is None:
+            inputs = EnergyInputs.from_job(
+                resources,
+                duration_s=duration_s,
+                workload=energy_workload(workload) if workload else None,
+                gpu_model=gpu_model,
+            )
             if len(self._energy) >= self._max_entries:
                 self._energy.clear()
             estimate = self._energy[key] = estimate_energy(inputs, catalog, settings)
         return estimate
+
+    def plan_outputs(
+        self,
+        result: Plan,
+        *,
+        zone: str,
+        duration_s: int,
+        energy_kwh: float,
+        forecast: ForecastResult,
+    ) -> dict[str, str]:
+        """The annotations recording a plan and what it was made from (a new dict); all but
+        the forecast's age is formatted once per plan."""
+        key = (id(result), zone, duration_s, energy_kwh, forecast.provider, forecast.source)
+        held = self._outputs.get(key)
+        if held is None or held[0] is not result:
+            head, tail = _plan_output_parts(
+                result,
+                zone=zone,
+                duration_s=duration_s,
+                energy_kwh=energy_kwh,
+                forecast=forecast,
+            )
+            if len(self._outputs) >= self._max_entries:
+                self._outputs.clear()
+            held = self._outputs[key] = (result, head, tail)
+        return {**held[1], keys.FORECAST_AGE_S: _forecast_age(forecast), **held[2]}
 
     def plan(
         self,
@@ -128,8 +185,9 @@ class MutationContext:
     want_zone: Callable[[str], None] = lambda zone: None
     memo: DecisionMemo = dataclasses.field(default_factory=DecisionMemo)
 
-    @property
+    @functools.cached_property
     def global_inputs(self) -> Inputs:
+        """The settings' inputs (built once: settings are immutable)."""
         webhook = self.settings.webhook
         return Inputs(
             skip=False,
@@ -158,12 +216,14 @@ class Judgement:
 
 
 def _string_map(value: object) -> dict[str, str]:
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         return {}
     return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
+    if type(value) is dict:  # JSON-decoded: skip the slower abstract-class check
+        return value
     return value if isinstance(value, Mapping) else {}
 
 
@@ -176,19 +236,20 @@ def _patched(
     whatever the number of annotations (each operation costs tens of microseconds in
     ``jsonpatch``, and this is the hot path). Applied to the object the apiserver sent, it
     leaves every other annotation as it was."""
-    metadata = _mapping(request.object.get("metadata"))
-    spec = _mapping(request.object.get("spec"))
-    existing = metadata.get("annotations")
-    existing = existing if isinstance(existing, Mapping) else {}
+    raw_metadata = request.object.get("metadata")
+    raw_spec = request.object.get("spec")
+    metadata = _mapping(raw_metadata)
+    spec = _mapping(raw_spec)
+    existing = _mapping(metadata.get("annotations"))
     merged = {**existing, **outputs}
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     if merged != existing:
-        if isinstance(request.object.get("metadata"), Mapping):
+        if metadata is raw_metadata:
             before["metadata"] = {}
         after["metadata"] = {"annotations": merged}
     if suspend and spec.get("suspend") is not True:
-        if isinstance(request.object.get("spec"), Mapping):
+        if spec is raw_spec:
             before["spec"] = {"suspend": spec["suspend"]} if "suspend" in spec else {}
         after["spec"] = {"suspend": True}
     return AdmissionResponse(uid=request.uid, allowed=True, patch=diff_patch(before, after))
@@ -232,10 +293,16 @@ def _run_now(
     )
 
 
-def _plan_outputs(
+def _forecast_age(forecast: ForecastResult) -> str:
+    return str(round(forecast.age_s or 0.0))
+
+
+def _plan_output_parts(
     result: Plan, *, zone: str, duration_s: int, energy_kwh: float, forecast: ForecastResult
-) -> dict[str, str]:
-    outputs = {
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The plan's annotations before and after the forecast's age (the one output that
+    changes between Jobs sharing a plan)."""
+    head = {
         keys.PLANNED_ZONE: zone,
         keys.PLANNED_DURATION_S: str(duration_s),
         keys.ENERGY_KWH: format_number(energy_kwh, 3),
@@ -244,10 +311,10 @@ def _plan_outputs(
         keys.EMISSIONS_NOW_G: format_number(result.emissions_now_g),
         keys.PROVIDER: forecast.provider,
         keys.FORECAST_SOURCE: forecast.source,
-        keys.FORECAST_AGE_S: str(round(forecast.age_s or 0.0)),
     }
+    tail: dict[str, str] = {}
     if result.deferred:
-        outputs |= {
+        tail = {
             keys.RELEASE_AT: format_time(result.start),
             keys.INTENSITY_PLANNED: format_number(result.intensity_planned_g_per_kwh),
             keys.EMISSIONS_PLANNED_G: format_number(result.emissions_planned_g),
@@ -255,9 +322,9 @@ def _plan_outputs(
             keys.SAVINGS_PCT: format_number(result.savings_pct),
         }
         if result.cost_now_usd is not None and result.cost_planned_usd is not None:
-            outputs[keys.COST_NOW_USD] = format_number(result.cost_now_usd, 4)
-            outputs[keys.COST_PLANNED_USD] = format_number(result.cost_planned_usd, 4)
-    return outputs
+            tail[keys.COST_NOW_USD] = format_number(result.cost_now_usd, 4)
+            tail[keys.COST_PLANNED_USD] = format_number(result.cost_planned_usd, 4)
+    return head, tail
 
 
 def judge(request: AdmissionRequest, context: MutationContext, now: datetime) -> Judgement:
@@ -281,8 +348,8 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
         bad = ", ".join(error.key for error in parsed.errors)
         return _skipped(request, Skip("invalid-annotations", f"bad annotations: {bad}"), now)
     job_inputs = parsed.inputs
-    effective = job_inputs.over(context.namespace_defaults(request.namespace)).over(
-        context.global_inputs
+    effective = context.memo.effective_inputs(
+        job_inputs, context.namespace_defaults(request.namespace), context.global_inputs
     )
     if owned_by_cronjob(request.object):
         # Only the CronJob's own jobTemplate may say how long a scheduled run can wait.
@@ -300,16 +367,13 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
         return _skipped(request, skip, now)
 
     try:
-        resources = job_resources(request.object)
         estimate = context.memo.energy(
-            EnergyInputs.from_job(
-                resources,
-                duration_s=duration_s,
-                workload=energy_workload(effective.workload) if effective.workload else None,
-                gpu_model=effective.gpu_model,
-            ),
-            context.catalog,
-            settings.energy,
+            job_resources(request.object),
+            duration_s=duration_s,
+            workload=effective.workload,
+            gpu_model=effective.gpu_model,
+            catalog=context.catalog,
+            settings=settings.energy,
         )
     except (JobSpecError, EnergyModelError) as e:
         return _run_now(request, "no-estimate", f"energy cannot be estimated: {e}", now)
@@ -348,7 +412,7 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
         context.prices,
         forecast.uncertainty,
     )
-    outputs = _plan_outputs(
+    outputs = context.memo.plan_outputs(
         result, zone=zone, duration_s=duration_s, energy_kwh=estimate.energy_kwh, forecast=forecast
     )
     details: dict[str, Any] = {
@@ -390,6 +454,10 @@ class Admission:
         self._metrics = metrics
         self._clock = clock
         self._trusted = frozenset(context.settings.webhook.trusted_usernames)
+        self._decision_counters: dict[tuple[Decision, str], Any] = {}
+        self._cost_now = metrics.cost.labels(when="now")
+        self._cost_planned = metrics.cost.labels(when="planned")
+        self._last_numbers: tuple[tuple[Plan, str | None, float | None], str] | None = None
 
     def mutate(self, request: AdmissionRequest) -> AdmissionResponse:
         judgement = judge(request, self._context, self._clock())
@@ -400,29 +468,52 @@ class Admission:
     def validate(self, request: AdmissionRequest) -> AdmissionResponse:
         return validate(request, self._trusted, self._context.catalog)
 
+    def _decision_counter(self, decision: Decision, code: str) -> Any:
+        """The decisions counter's child for these labels (``labels()`` is a locked lookup
+        that builds the label tuple on every call; reason codes are few and stable)."""
+        key = (decision, code)
+        counter = self._decision_counters.get(key)
+        if counter is None:
+            counter = self._metrics.decisions.labels(decision=decision.value, reason=code)
+            self._decision_counters[key] = counter
+        return counter
+
+    def _plan_numbers(self, judgement: Judgement, result: Plan) -> str:
+        """The plan's numbers in the decision log line. Jobs that share a memoised plan (a
+        burst from one template, within the same second) share the text: it is formatted
+        once per plan, zone and energy."""
+        key = (result, judgement.zone, judgement.energy_kwh)
+        held = self._last_numbers
+        if held is not None and held[0][0] is result and held[0][1:] == key[1:]:
+            return held[1]
+        numbers = (
+            f" zone={judgement.zone} energy_kwh={judgement.energy_kwh:.3f}"
+            f" start={format_time(result.start)} release_by={format_time(result.latest_start)}"
+            f" intensity_now={result.intensity_now_g_per_kwh:.1f}"
+            f" intensity_planned={result.intensity_planned_g_per_kwh:.1f}"
+            f" emissions_now_g={result.emissions_now_g:.1f}"
+            f" emissions_planned_g={result.emissions_planned_g:.1f}"
+            f" savings_g={result.savings_g:.1f} savings_pct={result.savings_pct:.1f}"
+        )
+        self._last_numbers = (key, numbers)
+        return numbers
+
     def _record(self, request: AdmissionRequest, judgement: Judgement) -> None:
         metrics = self._metrics
         assert judgement.decision is not None
-        metrics.decisions.labels(decision=judgement.decision.value, reason=judgement.code).inc()
+        self._decision_counter(judgement.decision, judgement.code).inc()
         result = judgement.plan
-        numbers = ""
         if result is not None:
             metrics.emissions_planned.inc(max(result.emissions_planned_g, 0.0))
             if result.cost_now_usd is not None and result.cost_planned_usd is not None:
-                metrics.cost.labels(when="now").inc(max(result.cost_now_usd, 0.0))
-                metrics.cost.labels(when="planned").inc(max(result.cost_planned_usd, 0.0))
+                self._cost_now.inc(max(result.cost_now_usd, 0.0))
+                self._cost_planned.inc(max(result.cost_planned_usd, 0.0))
             if judgement.decision == Decision.DEFERRED:
                 metrics.planned_delay.observe(result.delay_s)
                 metrics.savings.inc(max(result.savings_g, 0.0))
-            numbers = (
-                f" zone={judgement.zone} energy_kwh={judgement.energy_kwh:.3f}"
-                f" start={format_time(result.start)} release_by={format_time(result.latest_start)}"
-                f" intensity_now={result.intensity_now_g_per_kwh:.1f}"
-                f" intensity_planned={result.intensity_planned_g_per_kwh:.1f}"
-                f" emissions_now_g={result.emissions_now_g:.1f}"
-                f" emissions_planned_g={result.emissions_planned_g:.1f}"
-                f" savings_g={result.savings_g:.1f} savings_pct={result.savings_pct:.1f}"
-            )
+        if not log.isEnabledFor(logging.INFO):
+            return
+        numbers = "" if result is None else self._plan_numbers(judgement, result)
         if judgement.forecast is not None:
             numbers += (
                 f" provider={judgement.forecast.provider} source={judgement.forecast.source}"
@@ -432,7 +523,7 @@ class Admission:
             "decision job=%s/%s decision=%s reason=%s%s detail=%r",
             request.namespace,
             request.name,
-            judgement.decision.value,
+            judgement.decision,  # a StrEnum: "%s" writes its value
             judgement.code,
             numbers,
             judgement.reason,

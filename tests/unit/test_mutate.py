@@ -13,7 +13,7 @@ from webhook.annotations import Inputs, Mode
 from webhook.cost import FlatPrice
 from webhook.energy import load_catalog
 from webhook.metrics import Metrics
-from webhook.mutate import Admission, MutationContext, judge
+from webhook.mutate import Admission, Judgement, MutationContext, judge
 from webhook.providers.source import ForecastResult
 from webhook.series import StepSeries, to_epoch
 from webhook.settings import Settings, WebhookSettings
@@ -360,3 +360,68 @@ def test_a_price_puts_the_cost_in_the_annotations_and_the_cost_metric() -> None:
     assert cost["now"] == pytest.approx(float(annotations[keys.COST_NOW_USD]), rel=1e-3)
     assert cost["planned"] == pytest.approx(float(annotations[keys.COST_PLANNED_USD]), rel=1e-3)
     assert cost["now"] == pytest.approx(cost["planned"])
+
+
+def _annotations(request: AdmissionRequest, judgement: Judgement) -> dict[str, str]:
+    stored = apply_patch(request.object, judgement.response.patch)
+    annotations: dict[str, str] = stored["metadata"]["annotations"]
+    return annotations
+
+
+def test_jobs_sharing_a_plan_are_annotated_with_the_forecast_they_were_judged_on() -> None:
+    forecasts = FixedForecasts(_dirty_then_clean(), age_s=300.0)
+    context = _context(forecasts)
+    first = judge(_request(job("a")), context, NOW)
+    forecasts.age_s = 420.0
+    forecasts.provider = "electricitymaps"
+    request = _request(job("b"))
+    again = judge(request, context, NOW + timedelta(microseconds=500))
+    assert again.plan is first.plan
+    annotations = _annotations(request, again)
+    assert annotations[keys.FORECAST_AGE_S] == "420"
+    assert annotations[keys.PROVIDER] == "electricitymaps"
+
+
+def test_a_namespace_default_changed_between_jobs_applies_to_the_next_job() -> None:
+    forecasts = FixedForecasts(_dirty_then_clean())
+    defaults = {"ml": Inputs(zone="FR")}
+    context = _context(forecasts, defaults)
+    judge(_request(job("a")), context, NOW)
+    defaults["ml"] = Inputs(zone="GB")
+    judge(_request(job("b")), context, NOW)
+    assert forecasts.asked == ["FR", "GB"]
+
+
+def test_jobs_with_different_resources_get_their_own_energy_estimate() -> None:
+    context = _context()
+    one = judge(_request(job("a", gpus=1)), context, NOW)
+    four = judge(_request(job("b", gpus=4)), context, NOW)
+    again = judge(_request(job("c", gpus=1)), context, NOW)
+    assert one.energy_kwh is not None
+    assert four.energy_kwh is not None
+    assert four.energy_kwh > one.energy_kwh
+    assert again.energy_kwh == one.energy_kwh
+
+
+def test_every_decision_is_counted_and_logged_with_its_own_numbers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = Metrics()
+    admission = Admission(_context(), metrics, clock=lambda: NOW)
+    caplog.set_level(logging.INFO, logger="webhook.mutate")
+    energies = []
+    for name, duration in (("a", "1h"), ("b", "2h"), ("c", "1h")):
+        request = _request(job(name, annotations={keys.EXPECTED_DURATION: duration}))
+        response = admission.mutate(request)
+        stored = apply_patch(request.object, response.patch)
+        energies.append(stored["metadata"]["annotations"][keys.ENERGY_KWH])
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("decision ")]
+    assert len(lines) == 3
+    for name, energy, line in zip("abc", energies, lines, strict=True):
+        assert line.startswith(f"decision job=ml/{name} decision=deferred reason=window")
+        assert f" energy_kwh={energy} " in line
+    assert energies[0] != energies[1]
+    counted = metrics.registry.get_sample_value(
+        "greenlight_decisions_total", {"decision": "deferred", "reason": "window"}
+    )
+    assert counted == 3
