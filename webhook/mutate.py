@@ -137,19 +137,24 @@ class DecisionMemo:
 
     def plan(
         self,
-        request: PlanRequest,
+        arrival: datetime,
+        *,
+        duration_s: int,
+        energy_kwh: float,
+        latest: datetime,
         forecast: StepSeries,
         settings: PlannerSettings,
         prices: PriceModel | None,
         uncertainty: ForecastUncertainty | None = None,
     ) -> Plan:
-        decided = to_epoch(request.arrival)
+        """The plan for a Job arriving at ``arrival`` (the :class:`PlanRequest` is built, and
+        validated, only when the plan is not already held)."""
         key = (
             id(forecast),
-            decided,
-            request.duration_s,
-            request.energy_kwh,
-            to_epoch(request.latest_start),
+            to_epoch(arrival),
+            duration_s,
+            energy_kwh,
+            to_epoch(latest),
             settings,
             id(prices),
             uncertainty,
@@ -157,6 +162,7 @@ class DecisionMemo:
         held = self._plans.get(key)
         if held is not None and held[0] is forecast:
             return held[1]
+        request = PlanRequest(arrival, duration_s, energy_kwh, latest)
         end = request.latest_start + timedelta(seconds=request.duration_s)
         price_series = prices.series(request.arrival, end) if prices is not None else None
         result = plan(
@@ -406,11 +412,14 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
 
     planner_settings = _planner_settings(settings.planner, effective.min_savings_pct)
     result = context.memo.plan(
-        PlanRequest(now, duration_s, estimate.energy_kwh, latest),
-        forecast.series,
-        planner_settings,
-        context.prices,
-        forecast.uncertainty,
+        now,
+        duration_s=duration_s,
+        energy_kwh=estimate.energy_kwh,
+        latest=latest,
+        forecast=forecast.series,
+        settings=planner_settings,
+        prices=context.prices,
+        uncertainty=forecast.uncertainty,
     )
     outputs = context.memo.plan_outputs(
         result, zone=zone, duration_s=duration_s, energy_kwh=estimate.energy_kwh, forecast=forecast
