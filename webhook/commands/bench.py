@@ -156,12 +156,13 @@ def serve_for_bench(port: int, cert_dir: Path) -> None:
     import logging
 
     from webhook.admission import AdmissionRequest, AdmissionResponse
+    from webhook.cli import configure_logging
     from webhook.commands.serve import load_tls
     from webhook.server import admission_route, create_app, https_server
     from webhook.settings import ServerSettings, load_settings
 
-    # Decisions are logged as in production (one line each), to a sink nobody reads.
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    # Decisions are logged exactly as in production (one line each), to a sink nobody reads.
+    configure_logging(logging.INFO)
     settings = load_settings()
     settings = settings.model_copy(
         update={"server": ServerSettings(host="127.0.0.1", port=port, cert_dir=cert_dir)}
