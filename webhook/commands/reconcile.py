@@ -10,12 +10,13 @@ and cost settings the webhook uses.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
     from webhook.metrics import Metrics
+    from webhook.providers.source import ForecastSource
     from webhook.reconciler.service import ReconcilerService
     from webhook.settings import Settings
 
@@ -106,12 +107,18 @@ async def reconcile(service: ReconcilerService, port: int | None, host: str) -> 
             await serving
 
 
-def in_process(
-    settings: Settings, kubeconfig: str | None, metrics: Metrics
-) -> Callable[[], Coroutine[Any, Any, None]]:
+class InProcess(NamedTuple):
+    """The reconciler inside ``greenlight serve``: its task, and the forecast source it owns,
+    which the webhook shares (one provider client, one cache, one record of observations)."""
+
+    run: Callable[[], Coroutine[Any, Any, None]]
+    forecasts: ForecastSource
+
+
+def in_process(settings: Settings, kubeconfig: str | None, metrics: Metrics) -> InProcess:
     """The reconciler as a background task of ``greenlight serve --with-reconciler``, its
     metrics in the webhook's registry. Raises ``KubeError`` (a ValueError for serve) when no
-    cluster is configured."""
+    cluster is configured. The source is closed when the task ends."""
     from webhook.metrics import ReconcilerMetrics
     from webhook.reconciler.kube import Kube, KubeError
     from webhook.reconciler.service import ReconcilerService
@@ -146,7 +153,7 @@ def in_process(
         finally:
             kube.close()
 
-    return run
+    return InProcess(run, service.source)
 
 
 def run(args: argparse.Namespace) -> int:

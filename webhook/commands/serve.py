@@ -81,14 +81,23 @@ def build_app(
     namespaces = NamespaceDefaults()
     background = []
     metrics = Metrics()
+    forecasts = None  # the app builds its own source
     if kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
         background.append(NamespaceWatch(namespaces, kubeconfig=kubeconfig).run)
     if with_reconciler:
         from webhook.commands.reconcile import in_process
 
-        background.append(in_process(settings, kubeconfig, metrics))
+        reconciler = in_process(settings, kubeconfig, metrics)
+        background.append(reconciler.run)
+        # One forecast source for both: a zone is fetched once, not once per component.
+        forecasts = reconciler.forecasts
     return create_app(
-        settings, tls=tls, namespaces=namespaces, background=background, metrics=metrics
+        settings,
+        tls=tls,
+        forecasts=forecasts,
+        namespaces=namespaces,
+        background=background,
+        metrics=metrics,
     )
 
 

@@ -64,10 +64,10 @@ class ReconcilerService:
             points_per_zone=section.history_points_per_zone, max_zones=section.history_max_zones
         )
         provider = RecordingProvider(build_provider(settings.providers), self.history)
-        self._source = ForecastSource(
+        self.source = ForecastSource(
             provider, cache=settings.providers.cache, settings=settings.providers.forecast
         )
-        self.forecasts = AttemptedForecasts(WarmForecasts(self._source))
+        self.forecasts = AttemptedForecasts(WarmForecasts(self.source))
         self.refresher = Refresher(
             self.forecasts,
             [],
@@ -108,4 +108,4 @@ class ReconcilerService:
             with contextlib.suppress(asyncio.CancelledError):
                 await refreshing
             await asyncio.to_thread(self.reconciler.stop)
-            await self._source.aclose()
+            await self.source.aclose()
