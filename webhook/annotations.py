@@ -42,6 +42,8 @@ RELEASE_AT = "greenlight.dev/release-at"
 RELEASE_BY = "greenlight.dev/release-by"  # latest start that still meets max-delay / deadline
 PLANNED_ZONE = "greenlight.dev/planned-zone"  # the zone the plan used (input or default)
 PLANNED_DURATION_S = "greenlight.dev/planned-duration-s"
+# the minimum saving (%) the plan used: Job, namespace or global, for the reconciler's re-plans
+PLANNED_MIN_SAVINGS_PCT = "greenlight.dev/planned-min-savings-pct"
 ENERGY_KWH = "greenlight.dev/energy-kwh"
 INTENSITY_NOW = "greenlight.dev/intensity-now-g-per-kwh"
 INTENSITY_PLANNED = "greenlight.dev/intensity-planned-g-per-kwh"
@@ -86,6 +88,7 @@ WEBHOOK_OUTPUT_KEYS: tuple[str, ...] = (
     RELEASE_BY,
     PLANNED_ZONE,
     PLANNED_DURATION_S,
+    PLANNED_MIN_SAVINGS_PCT,
     ENERGY_KWH,
     INTENSITY_NOW,
     INTENSITY_PLANNED,

@@ -116,11 +116,20 @@ class DecisionMemo:
         zone: str,
         duration_s: int,
         energy_kwh: float,
+        min_saving_pct: float,
         forecast: ForecastResult,
     ) -> dict[str, str]:
         """The annotations recording a plan and what it was made from (a new dict); all but
         the forecast's age is formatted once per plan."""
-        key = (id(result), zone, duration_s, energy_kwh, forecast.provider, forecast.source)
+        key = (
+            id(result),
+            zone,
+            duration_s,
+            energy_kwh,
+            min_saving_pct,
+            forecast.provider,
+            forecast.source,
+        )
         held = self._outputs.get(key)
         if held is None or held[0] is not result:
             head, tail = _plan_output_parts(
@@ -128,6 +137,7 @@ class DecisionMemo:
                 zone=zone,
                 duration_s=duration_s,
                 energy_kwh=energy_kwh,
+                min_saving_pct=min_saving_pct,
                 forecast=forecast,
             )
             if len(self._outputs) >= self._max_entries:
@@ -304,7 +314,13 @@ def _forecast_age(forecast: ForecastResult) -> str:
 
 
 def _plan_output_parts(
-    result: Plan, *, zone: str, duration_s: int, energy_kwh: float, forecast: ForecastResult
+    result: Plan,
+    *,
+    zone: str,
+    duration_s: int,
+    energy_kwh: float,
+    min_saving_pct: float,
+    forecast: ForecastResult,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """The plan's annotations before and after the forecast's age (the one output that
     changes between Jobs sharing a plan)."""
@@ -326,6 +342,7 @@ def _plan_output_parts(
             keys.EMISSIONS_PLANNED_G: format_number(result.emissions_planned_g),
             keys.SAVINGS_G: format_number(result.savings_g),
             keys.SAVINGS_PCT: format_number(result.savings_pct),
+            keys.PLANNED_MIN_SAVINGS_PCT: format_number(min_saving_pct),
         }
         if result.cost_now_usd is not None and result.cost_planned_usd is not None:
             tail[keys.COST_NOW_USD] = format_number(result.cost_now_usd, 4)
@@ -422,7 +439,12 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
         uncertainty=forecast.uncertainty,
     )
     outputs = context.memo.plan_outputs(
-        result, zone=zone, duration_s=duration_s, energy_kwh=estimate.energy_kwh, forecast=forecast
+        result,
+        zone=zone,
+        duration_s=duration_s,
+        energy_kwh=estimate.energy_kwh,
+        min_saving_pct=planner_settings.min_saving_pct,
+        forecast=forecast,
     )
     details: dict[str, Any] = {
         "plan": result,

@@ -45,6 +45,8 @@ class Deferral:
     zone: str
     duration_s: int
     energy_kwh: float
+    min_saving_pct: float | None = None
+    """The minimum saving the plan used (absent on Jobs deferred before it was recorded)."""
 
 
 class DeferralError(ValueError):
@@ -62,9 +64,19 @@ def read_deferral(job: Mapping[str, Any]) -> Deferral:
             zone=str(annotations[keys.PLANNED_ZONE]),
             duration_s=int(annotations[keys.PLANNED_DURATION_S]),
             energy_kwh=float(annotations[keys.ENERGY_KWH]),
+            min_saving_pct=_percent(annotations.get(keys.PLANNED_MIN_SAVINGS_PCT)),
         )
     except (KeyError, ValueError, TypeError) as e:
         raise DeferralError(f"deferred Job has a missing or bad greenlight annotation: {e}") from e
+
+
+def _percent(value: object) -> float | None:
+    if value is None:
+        return None
+    percent = float(str(value))
+    if not 0.0 <= percent <= 100.0:
+        raise ValueError(f"{keys.PLANNED_MIN_SAVINGS_PCT} {value!r} is not a percentage")
+    return percent
 
 
 def _time(value: object) -> datetime:

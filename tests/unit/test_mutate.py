@@ -208,6 +208,25 @@ def test_a_deadline_bounds_the_release_by_the_run_time() -> None:
     assert annotations[keys.DECISION] == "run-now"  # the clean window starts too late
 
 
+@pytest.mark.parametrize(
+    ("annotations", "namespace_defaults", "recorded"),
+    [
+        pytest.param({}, {}, "1.0", id="global-default"),
+        pytest.param({}, {"ml": Inputs(min_savings_pct=40.0)}, "40.0", id="namespace-default"),
+        pytest.param(
+            {keys.MIN_SAVINGS: "20"}, {"ml": Inputs(min_savings_pct=40.0)}, "20.0", id="job"
+        ),
+    ],
+)
+def test_a_deferral_records_the_minimum_saving_it_was_planned_with(
+    annotations: dict[str, str], namespace_defaults: dict[str, Inputs], recorded: str
+) -> None:
+    stored = _stored(_request(job(annotations=annotations)), _context(None, namespace_defaults))
+    result = stored["metadata"]["annotations"]
+    assert result[keys.DECISION] == "deferred"
+    assert result[keys.PLANNED_MIN_SAVINGS_PCT] == recorded
+
+
 def test_a_minimum_saving_above_the_best_window_runs_now() -> None:
     stored = _stored(_request(job(annotations={keys.MIN_SAVINGS: "90"})), _context())
     annotations = stored["metadata"]["annotations"]

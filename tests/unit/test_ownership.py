@@ -62,3 +62,16 @@ def test_a_missing_plan_annotation_is_a_clear_error() -> None:
     broken = {k: v for k, v in DEFERRED.items() if k != keys.RELEASE_BY}
     with pytest.raises(DeferralError, match=keys.RELEASE_BY):
         read_deferral(job(annotations=broken, suspend=True))
+
+
+def test_the_minimum_saving_the_plan_used_reads_back_and_is_optional() -> None:
+    assert read_deferral(job(annotations=DEFERRED, suspend=True)).min_saving_pct is None
+    recorded = {**DEFERRED, keys.PLANNED_MIN_SAVINGS_PCT: "12.5"}
+    assert read_deferral(job(annotations=recorded, suspend=True)).min_saving_pct == 12.5
+
+
+@pytest.mark.parametrize("value", ["lots", "-1", "150", "nan"])
+def test_a_bad_recorded_minimum_saving_is_a_deferral_error(value: str) -> None:
+    bad = {**DEFERRED, keys.PLANNED_MIN_SAVINGS_PCT: value}
+    with pytest.raises(DeferralError, match="planned-min-savings-pct|could not convert"):
+        read_deferral(job(annotations=bad, suspend=True))

@@ -291,8 +291,13 @@ def _usable(result: ForecastResult | None, knowledge: Knowledge) -> _Usable | st
 
 def _replan(job: TrackedJob, deferral: Deferral, forecast: _Usable, knowledge: Knowledge) -> Replan:
     planner = knowledge.planner
-    if job.min_savings_pct is not None and job.min_savings_pct != planner.min_saving_pct:
-        planner = planner.model_copy(update={"min_saving_pct": job.min_savings_pct})
+    # The Job's own annotation (it may have been edited since), else what admission used
+    # (namespace defaults included), else the global setting.
+    min_saving = job.min_savings_pct
+    if min_saving is None:
+        min_saving = deferral.min_saving_pct
+    if min_saving is not None and min_saving != planner.min_saving_pct:
+        planner = planner.model_copy(update={"min_saving_pct": min_saving})
     request = PlanRequest(
         arrival=deferral.admitted_at,
         duration_s=deferral.duration_s,

@@ -46,6 +46,8 @@ def with_clean_hours(first: int, last: int, *, dirty: float = 400.0) -> StepSeri
 
 
 FLAT = hourly([300.0] * 48)
+TEN_PCT_CLEANER = hourly([360.0 if 7 <= h < 11 else 400.0 for h in range(48)])
+"""400 g/kWh except 360 over hours [6, 10) after T0: the plan's window saves 10 %."""
 
 
 def forecast(series: StepSeries | None, *, age_s: float = 60.0) -> ForecastResult:
@@ -181,6 +183,30 @@ CHECK_DUE = "replan-check-due"
             forecast(None),
             Wait(at(HOUR + 1800), "kept", True),
             id="no-forecast-while-waiting-keeps-the-plan-" + CHECK_DUE,
+        ),
+        pytest.param(
+            tracked(**WAITING),
+            at(HOUR),
+            forecast(TEN_PCT_CLEANER),
+            Wait(at(HOUR + 1800), "kept", True),
+            id="a-10pct-window-is-kept-under-the-global-1pct-minimum-" + CHECK_DUE,
+        ),
+        pytest.param(
+            tracked(**WAITING, extra={keys.PLANNED_MIN_SAVINGS_PCT: "40.0"}),
+            at(HOUR),
+            forecast(TEN_PCT_CLEANER),
+            Release(ReleaseReason.REPLANNED, ""),
+            id="planned-with-a-40pct-minimum-a-10pct-window-is-released-now-" + CHECK_DUE,
+        ),
+        pytest.param(
+            tracked(
+                **WAITING,
+                extra={keys.PLANNED_MIN_SAVINGS_PCT: "40.0", keys.MIN_SAVINGS: "5"},
+            ),
+            at(HOUR),
+            forecast(TEN_PCT_CLEANER),
+            Wait(at(HOUR + 1800), "kept", True),
+            id="the-jobs-own-edited-minimum-wins-over-the-planned-one-" + CHECK_DUE,
         ),
         pytest.param(
             tracked(**WAITING, suspend=False),
