@@ -73,5 +73,5 @@ def test_the_minimum_saving_the_plan_used_reads_back_and_is_optional() -> None:
 @pytest.mark.parametrize("value", ["lots", "-1", "150", "nan"])
 def test_a_bad_recorded_minimum_saving_is_a_deferral_error(value: str) -> None:
     bad = {**DEFERRED, keys.PLANNED_MIN_SAVINGS_PCT: value}
-    with pytest.raises(DeferralError, match="planned-min-savings-pct|could not convert"):
+    with pytest.raises(DeferralError, match=r"planned-min-savings-pct|could not convert"):
         read_deferral(job(annotations=bad, suspend=True))
