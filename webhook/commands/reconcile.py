@@ -145,10 +145,14 @@ def in_process(settings: Settings, kubeconfig: str | None, metrics: Metrics) -> 
 
         try:
             await service.run()
-        except RuntimeError:
-            # A dead reconciler must not hide behind a live webhook: stop the whole server,
-            # so that its supervisor (the kubelet) restarts both.
+        except Exception:
+            # A dead reconciler must not hide behind a live webhook (which also shares its
+            # forecast source, closed now): stop the whole server, so that its supervisor (the
+            # kubelet) restarts both. Cancellation at shutdown is not an Exception.
             logging.getLogger(__name__).exception("the in-process reconciler stopped")
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:
+            logging.getLogger(__name__).error("the in-process reconciler stopped unasked")
             os.kill(os.getpid(), signal.SIGTERM)
         finally:
             kube.close()

@@ -192,8 +192,9 @@ def parse_document(text: str, *, source: str = DATA_KEY) -> dict[str, StepSeries
 
 
 class RecordingProvider:
-    """A ``Provider`` that records every observation of the wrapped one, and answers ``history``
-    from the recording when the wrapped provider cannot."""
+    """A ``Provider`` that records the observations of the wrapped one (of every zone, or of
+    the zones ``records`` accepts), and answers ``history`` from the recording when the wrapped
+    provider cannot."""
 
     def __init__(
         self,
@@ -201,10 +202,16 @@ class RecordingProvider:
         history: IntensityHistory,
         *,
         clock: Callable[[], float] = time.time,
+        records: Callable[[str], bool] = lambda zone: True,
     ) -> None:
         self._inner = inner
         self._history = history
         self._clock = clock
+        self._records = records
+
+    def _record(self, zone: str, series: StepSeries) -> None:
+        if self._records(zone):
+            self._history.record(zone, series)
 
     @property
     def name(self) -> str:
@@ -212,7 +219,7 @@ class RecordingProvider:
 
     async def latest(self, zone: str) -> IntensityData:
         data = await self._inner.latest(zone)
-        self._history.record(zone, data.series)
+        self._record(zone, data.series)
         return data
 
     async def forecast(self, zone: str, horizon_s: int) -> IntensityData:
@@ -231,7 +238,7 @@ class RecordingProvider:
             return IntensityData(
                 zone, self._inner.name, "history", stored, int(self._clock()), estimated=False
             )
-        self._history.record(zone, data.series)
+        self._record(zone, data.series)
         return data
 
     async def aclose(self) -> None:

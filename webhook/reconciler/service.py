@@ -63,7 +63,12 @@ class ReconcilerService:
         self.history = IntensityHistory(
             points_per_zone=section.history_points_per_zone, max_zones=section.history_max_zones
         )
-        provider = RecordingProvider(build_provider(settings.providers), self.history)
+        self._wanted: set[str] = set()
+        # Only the zones of the Jobs it tracks: a webhook sharing this source (serve
+        # --with-reconciler) refreshes every zone a Job names, and the history holds few zones.
+        provider = RecordingProvider(
+            build_provider(settings.providers), self.history, records=self._wanted.__contains__
+        )
         self.source = ForecastSource(
             provider, cache=settings.providers.cache, settings=settings.providers.forecast
         )
@@ -90,6 +95,7 @@ class ReconcilerService:
         )
 
     def _want_zone(self, zone: str) -> None:
+        self._wanted.add(zone)
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self.refresher.want, zone)

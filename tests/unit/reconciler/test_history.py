@@ -135,3 +135,23 @@ async def test_observations_are_recorded_and_answer_for_a_provider_that_is_down(
         await down.latest("DE")
     with pytest.raises(UnknownZoneError):
         await down.history("GB", START - 3 * HOUR, START)  # nothing recorded for GB
+
+
+async def test_only_the_zones_it_is_told_to_record_enter_the_history() -> None:
+    history = IntensityHistory()
+    clock = lambda: float(START)  # noqa: E731
+    wanted = {"DE"}
+    provider = RecordingProvider(
+        ReplayProvider.from_settings(ReplaySettings(), clock=clock),
+        history,
+        clock=clock,
+        records=wanted.__contains__,
+    )
+    for zone in ("DE", "GB"):
+        await provider.latest(zone)
+        await provider.history(zone, START - 6 * HOUR, START)
+    assert history.series("DE") is not None
+    assert history.series("GB") is None  # fetched for someone else, not recorded
+    wanted.add("GB")
+    await provider.latest("GB")
+    assert history.series("GB") is not None
