@@ -342,7 +342,7 @@ def _plan_output_parts(
             keys.EMISSIONS_PLANNED_G: format_number(result.emissions_planned_g),
             keys.SAVINGS_G: format_number(result.savings_g),
             keys.SAVINGS_PCT: format_number(result.savings_pct),
-            keys.PLANNED_MIN_SAVINGS_PCT: format_number(min_saving_pct),
+            keys.PLANNED_MIN_SAVINGS_PCT: str(float(min_saving_pct)),  # exact: re-plans use it
         }
         if result.cost_now_usd is not None and result.cost_planned_usd is not None:
             tail[keys.COST_NOW_USD] = format_number(result.cost_now_usd, 4)

@@ -8,6 +8,7 @@ match. Both sides import this module, so no Job can be deferred by one and ignor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,9 +74,14 @@ def read_deferral(job: Mapping[str, Any]) -> Deferral:
 def _percent(value: object) -> float | None:
     if value is None:
         return None
-    percent = float(str(value))
+    try:
+        percent = float(str(value))
+    except ValueError:
+        percent = math.nan
     if not 0.0 <= percent <= 100.0:
-        raise ValueError(f"{keys.PLANNED_MIN_SAVINGS_PCT} {value!r} is not a percentage")
+        raise ValueError(
+            f"{keys.PLANNED_MIN_SAVINGS_PCT}={value!r}: expected a number from 0 to 100"
+        )
     return percent
 
 

@@ -213,6 +213,7 @@ def test_a_deadline_bounds_the_release_by_the_run_time() -> None:
     [
         pytest.param({}, {}, "1.0", id="global-default"),
         pytest.param({}, {"ml": Inputs(min_savings_pct=40.0)}, "40.0", id="namespace-default"),
+        pytest.param({}, {"ml": Inputs(min_savings_pct=0.04)}, "0.04", id="not-rounded"),
         pytest.param(
             {keys.MIN_SAVINGS: "20"}, {"ml": Inputs(min_savings_pct=40.0)}, "20.0", id="job"
         ),
@@ -230,6 +231,7 @@ def test_a_deferral_records_the_minimum_saving_it_was_planned_with(
 def test_a_minimum_saving_above_the_best_window_runs_now() -> None:
     stored = _stored(_request(job(annotations={keys.MIN_SAVINGS: "90"})), _context())
     annotations = stored["metadata"]["annotations"]
+    assert keys.PLANNED_MIN_SAVINGS_PCT not in annotations  # recorded for deferrals only
     assert (annotations[keys.DECISION], annotations[keys.REASON_CODE]) == (
         "run-now",
         "saving-below-threshold",
