@@ -39,8 +39,12 @@ class KnownAhead(ForecastOracle):
         known = super()._at_hour(hour)
         if self.hours == 0:
             return known
-        cut = hour + (self.hours + 1) * HOUR_S
+        # Hourly data: the current hour and the next ``hours`` from the actuals, the rest from
+        # the forecast (which, at the end of the data, may not reach past them).
+        cut = min(hour + (self.hours + 1) * HOUR_S, self.actual.end)
         head = self.actual.window(hour, cut)
+        if known.forecast.end <= cut:
+            return Knowledge(head, known.uncertainty)
         tail = known.forecast.window(cut, known.forecast.end)
         series = StepSeries(
             np.concatenate((head.times, tail.times)),

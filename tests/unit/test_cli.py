@@ -11,17 +11,32 @@ import pytest
 
 from webhook.cli import configure_logging
 
+QUIET = ("httpx", "httpcore", "kubernetes", "urllib3", "matplotlib")
+
 
 @pytest.fixture
 def clean_logging() -> Iterator[None]:
     root = logging.getLogger()
-    saved = (root.handlers[:], root.level, logging.logThreads, logging.logProcesses)
-    saved_srcfile = logging._srcfile
+    handlers, level = root.handlers[:], root.level
+    switches = {
+        name: getattr(logging, name)
+        for name in (
+            "_srcfile",
+            "logThreads",
+            "logProcesses",
+            "logMultiprocessing",
+            "logAsyncioTasks",
+        )
+        if hasattr(logging, name)
+    }
+    quiet = {name: logging.getLogger(name).level for name in QUIET}
     yield
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-    logging.logThreads, logging.logProcesses = saved[2], saved[3]
-    logging._srcfile = saved_srcfile
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, value in switches.items():
+        setattr(logging, name, value)
+    for name, saved in quiet.items():
+        logging.getLogger(name).setLevel(saved)
 
 
 @pytest.mark.usefixtures("clean_logging")
