@@ -14,14 +14,10 @@ Endpoints (relative to the base URL, the WebAPI root such as ``http://carbon-awa
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, field_validator
 
 from webhook.providers.base import (
@@ -35,7 +31,7 @@ from webhook.providers.base import (
     median_step_s,
     parse_answer,
 )
-from webhook.providers.http import HttpSettings, ResilientClient, Sleep
+from webhook.providers.http import HttpProvider
 from webhook.series import from_epoch
 
 NAME = "carbonaware"
@@ -122,32 +118,10 @@ def _step_s(times: list[int], durations: list[int | None]) -> int:
     return known[-1] if known else median_step_s(times, DEFAULT_STEP_S)
 
 
-class CarbonAwareProvider:
+class CarbonAwareProvider(HttpProvider):
     """``Provider`` for the Carbon Aware SDK WebAPI (zones are SDK locations)."""
 
     name = NAME
-
-    def __init__(
-        self,
-        settings: CarbonAwareSettings,
-        http: HttpSettings,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Sleep = asyncio.sleep,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._clock = clock
-        self._client = ResilientClient(
-            provider=NAME,
-            base_url=settings.base_url,
-            settings=http,
-            transport=transport,
-            sleep=sleep,
-            clock=clock,
-        )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     async def _get(self, endpoint: str, zone: str, params: dict[str, str]) -> Any:
         try:

@@ -37,7 +37,7 @@ from webhook.providers.base import (
     epoch,
     parse_answer,
 )
-from webhook.providers.http import HttpSettings, ResilientClient, Sleep
+from webhook.providers.http import HttpProvider, HttpSettings, Sleep
 from webhook.series import StepSeries, from_epoch
 
 NAME = "electricitymaps"
@@ -115,7 +115,7 @@ def forecast_horizon_hours(horizon_s: int) -> int:
     return next((h for h in FORECAST_HORIZONS_H if h >= hours), FORECAST_HORIZONS_H[-1])
 
 
-class ElectricityMapsProvider:
+class ElectricityMapsProvider(HttpProvider):
     """``Provider`` for Electricity Maps API v3."""
 
     name = NAME
@@ -135,19 +135,14 @@ class ElectricityMapsProvider:
                 "no API key: set GREENLIGHT_ELECTRICITYMAPS_API_KEY (or electricitymaps.api_key)",
             )
         self._settings = settings
-        self._clock = clock
-        self._client = ResilientClient(
-            provider=NAME,
-            base_url=settings.base_url,
-            settings=http,
+        super().__init__(
+            settings,
+            http,
             headers={"auth-token": settings.api_key.get_secret_value()},
             transport=transport,
             sleep=sleep,
             clock=clock,
         )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     def _params(self, zone: str, **extra: str | int) -> dict[str, str | int | bool]:
         params: dict[str, str | int | bool] = {

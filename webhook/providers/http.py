@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -267,6 +267,42 @@ class ResilientClient:
             zone=zone,
             status=status,
         ), None
+
+
+class _HasBaseUrl(Protocol):
+    @property
+    def base_url(self) -> str: ...
+
+
+class HttpProvider:
+    """What every HTTP provider shares: a :class:`ResilientClient` on its settings' base URL,
+    the clock and ``aclose``. Subclasses set ``name`` and add their endpoints."""
+
+    name: str
+
+    def __init__(
+        self,
+        settings: _HasBaseUrl,
+        http: HttpSettings,
+        *,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.time,
+    ) -> None:
+        self._clock = clock
+        self._client = ResilientClient(
+            provider=self.name,
+            base_url=settings.base_url,
+            settings=http,
+            headers=headers,
+            transport=transport,
+            sleep=sleep,
+            clock=clock,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
 
 class _Success:

@@ -18,14 +18,10 @@ estimated.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from webhook.providers.base import (
@@ -39,7 +35,7 @@ from webhook.providers.base import (
     median_step_s,
     parse_answer,
 )
-from webhook.providers.http import HttpSettings, ResilientClient, Sleep
+from webhook.providers.http import HttpProvider
 from webhook.series import from_epoch
 
 NAME = "ukci"
@@ -123,32 +119,10 @@ def _api_time(moment: int) -> str:
     return from_epoch(moment).strftime("%Y-%m-%dT%H:%MZ")
 
 
-class UkCarbonIntensityProvider:
+class UkCarbonIntensityProvider(HttpProvider):
     """``Provider`` for the UK Carbon Intensity API."""
 
     name = NAME
-
-    def __init__(
-        self,
-        settings: UkciSettings,
-        http: HttpSettings,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Sleep = asyncio.sleep,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._clock = clock
-        self._client = ResilientClient(
-            provider=NAME,
-            base_url=settings.base_url,
-            settings=http,
-            transport=transport,
-            sleep=sleep,
-            clock=clock,
-        )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     async def _get(self, path: str, endpoint: str, zone: str) -> Any:
         try:

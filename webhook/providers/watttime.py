@@ -39,7 +39,7 @@ from webhook.providers.base import (
     epoch,
     parse_answer,
 )
-from webhook.providers.http import HttpSettings, ResilientClient, Sleep
+from webhook.providers.http import HttpProvider, HttpSettings, Sleep
 from webhook.series import from_epoch
 
 NAME = "watttime"
@@ -121,7 +121,7 @@ def _api_time(moment: int) -> str:
     return from_epoch(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class WattTimeProvider:
+class WattTimeProvider(HttpProvider):
     """``Provider`` for WattTime API v3 (zones are WattTime region codes)."""
 
     name = NAME
@@ -141,21 +141,10 @@ class WattTimeProvider:
                 "no credentials: set GREENLIGHT_WATTTIME_USERNAME and GREENLIGHT_WATTTIME_PASSWORD",
             )
         self._settings = settings
-        self._clock = clock
-        self._client = ResilientClient(
-            provider=NAME,
-            base_url=settings.base_url,
-            settings=http,
-            transport=transport,
-            sleep=sleep,
-            clock=clock,
-        )
+        super().__init__(settings, http, transport=transport, sleep=sleep, clock=clock)
         self._token: str | None = None
         self._token_expires_at = 0.0
         self._login_lock = asyncio.Lock()
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     async def _login(self) -> str:
         username, password = self._settings.username, self._settings.password
