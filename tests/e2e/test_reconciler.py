@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+from e2e_jobs import plain_job
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -380,29 +381,6 @@ def deferred_job(
             },
         },
         "spec": spec,
-    }
-
-
-def plain_job(name: str, annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "annotations": annotations or {}},
-        "spec": {
-            **spec,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {
-                            "name": "main",
-                            "image": "busybox",
-                            "resources": {"requests": {"cpu": "2", "memory": "4Gi"}},
-                        }
-                    ],
-                }
-            },
-        },
     }
 
 

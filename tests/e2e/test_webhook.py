@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from e2e_jobs import plain_job
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -146,28 +147,6 @@ def webhook(
         server.stop()
 
 
-def _job(name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "annotations": annotations or {}},
-        "spec": {
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {
-                            "name": "main",
-                            "image": "busybox",
-                            "resources": {"requests": {"cpu": "2", "memory": "4Gi"}},
-                        }
-                    ],
-                }
-            }
-        },
-    }
-
-
 def _batch(kube_api: client.ApiClient) -> Any:
     """The batch API, its models handled as plain data."""
     return client.BatchV1Api(kube_api)
@@ -186,7 +165,7 @@ def test_a_job_in_an_opted_in_namespace_is_stored_suspended_with_its_plan(
 ) -> None:
     namespace = make_namespace(opted_in=True)
     batch = _batch(kube_api)
-    batch.create_namespaced_job(namespace, _job("train", {keys.EXPECTED_DURATION: "2h"}))
+    batch.create_namespaced_job(namespace, plain_job("train", {keys.EXPECTED_DURATION: "2h"}))
 
     stored = batch.read_namespaced_job("train", namespace)
     annotations = stored.metadata.annotations
@@ -221,13 +200,13 @@ def test_jobs_outside_opted_in_namespaces_are_untouched(
     batch = _batch(kube_api)
     plain = make_namespace(opted_in=False)
     name = _name()
-    batch.create_namespaced_job(plain, _job(name))
+    batch.create_namespaced_job(plain, plain_job(name))
     stored = batch.read_namespaced_job(name, plain)
     assert _greenlight_annotations(stored) == {}
     assert stored.spec.suspend is False
 
     system = _name()
-    batch.create_namespaced_job("kube-system", _job(system))
+    batch.create_namespaced_job("kube-system", plain_job(system))
     try:
         stored = batch.read_namespaced_job(system, "kube-system")
         assert _greenlight_annotations(stored) == {}
@@ -253,7 +232,7 @@ def test_a_server_dry_run_returns_the_mutation_and_leaves_no_trace(
         "--dry-run=server",
         "-o",
         "json",
-        stdin=json.dumps(_job("dry")),
+        stdin=json.dumps(plain_job("dry")),
     )
     returned = json.loads(result.stdout)
     assert returned["spec"]["suspend"] is True
@@ -269,7 +248,7 @@ def test_a_bad_annotation_is_refused_with_the_webhooks_message(
     webhook: Webhook, make_namespace: Callable[..., str], kube_api: client.ApiClient
 ) -> None:
     namespace = make_namespace(opted_in=True)
-    bad = _job(_name(), {keys.MAX_DELAY: "2 days", keys.MODE: "sometimes"})
+    bad = plain_job(_name(), {keys.MAX_DELAY: "2 days", keys.MODE: "sometimes"})
     with pytest.raises(ApiException) as refused:
         _batch(kube_api).create_namespaced_job(namespace, bad)
     message = str(refused.value.body)
@@ -284,7 +263,7 @@ def test_users_may_release_early_but_not_edit_greenlights_annotations(
     namespace = make_namespace(opted_in=True)
     batch = _batch(kube_api)
     name = _name()
-    batch.create_namespaced_job(namespace, _job(name))
+    batch.create_namespaced_job(namespace, plain_job(name))
 
     with pytest.raises(ApiException) as refused:
         batch.patch_namespaced_job(
@@ -305,12 +284,12 @@ def test_a_namespace_default_reaches_jobs_through_the_watch(
     batch = _batch(kube_api)
 
     def observed() -> bool:
-        job = batch.create_namespaced_job(namespace, _job(_name()), dry_run="All")
+        job = batch.create_namespaced_job(namespace, plain_job(_name()), dry_run="All")
         return bool(job.metadata.annotations.get(keys.DECISION) == "observed")
 
     wait_until(observed, timeout_s=30, what="the namespace default to reach the webhook")
     name = _name()
-    batch.create_namespaced_job(namespace, _job(name))
+    batch.create_namespaced_job(namespace, plain_job(name))
     stored = batch.read_namespaced_job(name, namespace)
     assert stored.metadata.annotations[keys.DECISION] == "observed"
     assert stored.spec.suspend is False
@@ -322,6 +301,6 @@ def test_with_the_webhook_stopped_jobs_are_still_created(
     namespace = make_namespace(opted_in=True)
     webhook.stop()
     name = _name()
-    _batch(kube_api).create_namespaced_job(namespace, _job(name))
+    _batch(kube_api).create_namespaced_job(namespace, plain_job(name))
     stored = _batch(kube_api).read_namespaced_job(name, namespace)
     assert _greenlight_annotations(stored) == {}
