@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from webhook.datafiles import load_carbon_file
-from webhook.forecast import correct_forecast, history_forecast
-from webhook.series import StepSeries
+from webhook.core.datafiles import load_carbon_file
+from webhook.core.forecast import correct_forecast, history_forecast
+from webhook.core.series import StepSeries
 
 H = 3600
 LEADS = (1, 3, 6, 12, 24)

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from webhook.datafiles import load_carbon_file
-from webhook.planner import PlannerSettings
-from webhook.series import StepSeries
-from webhook.simulation import policies
-from webhook.simulation.metrics import emissions_g, evaluate, reduction_pct
-from webhook.simulation.policies import HOUR_S, ForecastOracle, Knowledge
-from webhook.simulation.run import resolve_time_zone, zone_of
-from webhook.simulation.traces import build_trace
+from webhook.core.datafiles import load_carbon_file
+from webhook.core.planner import PlannerSettings
+from webhook.core.series import StepSeries
+from webhook.sim import policies
+from webhook.sim.metrics import emissions_g, evaluate, reduction_pct
+from webhook.sim.policies import HOUR_S, ForecastOracle, Knowledge
+from webhook.sim.run import resolve_time_zone, zone_of
+from webhook.sim.traces import build_trace
 
 REGIONS = ("CISO", "DE", "ERCO", "PJM")
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from webhook.datafiles import load_carbon_file
-from webhook.planner import PlannerSettings, PlanRequest, latest_start, plan, replan
-from webhook.series import StepSeries
+from webhook.core.datafiles import load_carbon_file
+from webhook.core.planner import PlannerSettings, PlanRequest, latest_start, plan, replan
+from webhook.core.series import StepSeries
 
 
 def five_minute(series: StepSeries) -> StepSeries:

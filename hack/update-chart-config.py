@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write what is generated from greenlight's settings classes (webhook/configref.py) into the
+"""Write what is generated from greenlight's settings classes (webhook/config/reference.py) into the
 chart and the README: the `config:` block of charts/greenlight/values.yaml, the `config`
 property and `$defs` of charts/greenlight/values.schema.json, and the README's configuration
 reference. `--check` changes nothing and exits 1 when a file is stale (tests run it).
@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from webhook import configref  # noqa: E402
+from webhook.config import reference as configref  # noqa: E402
 
 VALUES = ROOT / "charts" / "greenlight" / "values.yaml"
 SCHEMA = ROOT / "charts" / "greenlight" / "values.schema.json"

@@ -1,7 +1,7 @@
 """End-to-end fixtures: a real etcd + kube-apiserver for the session, and on demand the Job
 controller, the scheduler and kwok with fake CPU and GPU nodes.
 
-Fixtures (all built on ``webhook.localcluster.LocalControlPlane``):
+Fixtures (all built on ``webhook.devtools.localcluster.LocalControlPlane``):
 
 - ``control_plane`` (session): etcd + kube-apiserver, RBAC on, admin kubeconfig
   (``control_plane.kubeconfig``, ``.server_url``, ``.kubectl(...)``, ``.environ()``,
@@ -14,9 +14,9 @@ Fixtures (all built on ``webhook.localcluster.LocalControlPlane``):
   -> a fresh namespace name (``greenlight.dev/enabled=true`` when opted in).
 - ``register_webhook`` (function): ``register_webhook(base_url, ca_bundle, effective=...)``
   registers greenlight's mutating and validating configurations the way the Helm chart does
-  (``webhook.localcluster.host_webhook_configurations``), but with ``clientConfig.url`` (the
-  server runs on this host), waits until the mutation shows and removes both configurations
-  after the test.
+  (``webhook.devtools.localcluster.host_webhook_configurations``), but with
+  ``clientConfig.url`` (the server runs on this host), waits until the mutation shows and
+  removes both configurations after the test.
 
 A missing binary fails the run with the command that builds it; nothing is skipped.
 ``GREENLIGHT_E2E_LOGS=DIR`` keeps the session plane's component logs in DIR.
@@ -36,7 +36,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from webhook.localcluster import (
+from webhook.devtools.localcluster import (
     OPT_IN_LABEL,
     WEBHOOK_CONFIGURATION_NAME,
     LocalClusterSettings,

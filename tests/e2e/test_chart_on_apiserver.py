@@ -24,7 +24,7 @@ import httpx
 import pytest
 import yaml
 
-from webhook.localcluster import LocalControlPlane, free_port, resolve_bin_dir, wait_until
+from webhook.devtools.localcluster import LocalControlPlane, free_port, resolve_bin_dir, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "greenlight"

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 from kubernetes import client
 
-from webhook import localcluster
-from webhook.localcluster import (
+from webhook.devtools import localcluster
+from webhook.devtools.localcluster import (
     GPU_NODE,
     GPU_PRODUCT_LABEL,
     GPU_RESOURCE,
@@ -260,7 +260,7 @@ def _dead(pid: int) -> bool:
 
 _OWNER_SCRIPT = """
 import sys
-from webhook.localcluster import LocalControlPlane
+from webhook.devtools.localcluster import LocalControlPlane
 plane = LocalControlPlane().start()
 plane.start_workloads()
 print(" ".join(str(pid) for pid in plane.pids.values()), plane.workdir, flush=True)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from webhook import demo
+from webhook.devtools import demo_jobs as demo
 
 
 def test_demo_judges_the_experiments_four_jobs_and_tears_down(tmp_path: Path) -> None:

@@ -26,8 +26,8 @@ from e2e_jobs import plain_job
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from webhook import annotations as keys
-from webhook.localcluster import LocalControlPlane, free_port, wait_until
+from webhook.core import annotations as keys
+from webhook.devtools.localcluster import LocalControlPlane, free_port, wait_until
 
 HOUR_S = 3600
 WEEK_S = 7 * 24 * HOUR_S

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from reviews import body, job, review
 
-from webhook.admission import (
+from webhook.admission.review import (
     MAX_BODY_BYTES,
     AdmissionResponse,
     MalformedReviewError,

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from webhook import annotations as keys
-from webhook.annotations import Inputs, Mode, parse_inputs
+from webhook.core import annotations as keys
+from webhook.core.annotations import Inputs, Mode, parse_inputs
 
 
 @pytest.mark.parametrize(

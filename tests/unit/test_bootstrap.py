@@ -11,8 +11,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509.verification import DNSName, PolicyBuilder, Store
 
-from webhook import certs
-from webhook.bootstrap import (
+from webhook.admission import certs
+from webhook.admission.bootstrap import (
     BootstrapSettings,
     CertificatePlan,
     ca_bundle_patch,

@@ -22,8 +22,8 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from webhook import certs
-from webhook.commands import certs as certs_command
+from webhook.admission import certs
+from webhook.cli import certs as certs_command
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 SERVICE_NAMES = certs.service_dns_names("greenlight-webhook", "greenlight")

@@ -19,10 +19,14 @@ import pytest
 import yaml
 from prometheus_client.metrics_core import Metric
 
-from webhook.localcluster import MissingBinaryError, host_webhook_configurations, resolve_bin_dir
-from webhook.metrics import ReconcilerMetrics
-from webhook.server import create_app
-from webhook.settings import Settings, load_settings
+from webhook.admission.server import create_app
+from webhook.config.settings import Settings, load_settings
+from webhook.devtools.localcluster import (
+    MissingBinaryError,
+    host_webhook_configurations,
+    resolve_bin_dir,
+)
+from webhook.telemetry.metrics import ReconcilerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "greenlight"

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from reviews import job
 
-from webhook.annotations import Inputs
-from webhook.classify import never_defer, no_room, owned_by_cronjob
+from webhook.admission.classify import never_defer, no_room, owned_by_cronjob
+from webhook.core.annotations import Inputs
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from webhook.cli import configure_logging
+from webhook.cli.main import configure_logging
 
 QUIET = ("httpx", "httpcore", "kubernetes", "urllib3", "matplotlib")
 
@@ -48,13 +48,14 @@ def test_one_timestamped_line_per_record_without_caller_lookup() -> None:
     assert isinstance(handler, logging.StreamHandler)
     handler.setStream(stream)
 
-    logging.getLogger("webhook.mutate").info("deferred %s/%s", "ml", "train")
-    logging.getLogger("webhook.mutate").debug("not shown at INFO")
+    logging.getLogger("webhook.admission.mutate").info("deferred %s/%s", "ml", "train")
+    logging.getLogger("webhook.admission.mutate").debug("not shown at INFO")
 
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1
     assert re.fullmatch(
-        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO webhook.mutate deferred ml/train", lines[0]
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO webhook.admission.mutate deferred ml/train",
+        lines[0],
     )
     record = logging.getLogger().makeRecord("x", logging.INFO, "f", 1, "m", (), None)
     assert record.threadName is None

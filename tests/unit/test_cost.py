@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from webhook.cost import (
+from webhook.core.cost import (
     CostSettings,
     FlatPrice,
     PriceError,
@@ -22,8 +22,8 @@ from webhook.cost import (
     load_price_series,
     parse_days,
 )
-from webhook.datafiles import DataFileError
-from webhook.series import StepSeries, to_epoch
+from webhook.core.datafiles import DataFileError
+from webhook.core.series import StepSeries, to_epoch
 
 LA = ZoneInfo("America/Los_Angeles")
 SHARED_PRICES = Path(__file__).resolve().parents[3] / "shared" / "data" / "prices"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook.datafiles import DataFileError, load_carbon_file
+from webhook.core.datafiles import DataFileError, load_carbon_file
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "carbon"
 EM_HEADER = (

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from webhook.datafiles import DataFileError
-from webhook.energy import (
+from webhook.core.datafiles import DataFileError
+from webhook.core.energy import (
     WORKLOAD_POWER,
     WORKLOADS,
     Calibration,
@@ -32,7 +32,7 @@ from webhook.energy import (
     read_gpu_profiles,
     write_calibration,
 )
-from webhook.jobspec import job_resources
+from webhook.workloads.job import job_resources
 
 SHARED_GPU = Path(__file__).resolve().parents[3] / "shared" / "data" / "gpu"
 PACKAGED_CSV = Path(__file__).resolve().parents[2] / "webhook" / "data" / "gpu_power_profiles.csv"

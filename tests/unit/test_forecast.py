@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from webhook.forecast import (
+from webhook.core.forecast import (
     correct_forecast,
     forecast_error_pct,
     history_forecast,
     hourly_means,
 )
-from webhook.series import StepSeries
+from webhook.core.series import StepSeries
 
 H = 3600
 DAY = 24 * H

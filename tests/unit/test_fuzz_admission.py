@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reviews import job, review
 
-from webhook import annotations as keys
-from webhook.metrics import Metrics
-from webhook.server import create_app
-from webhook.settings import Settings
+from webhook.admission.server import create_app
+from webhook.config.settings import Settings
+from webhook.core import annotations as keys
+from webhook.telemetry.metrics import Metrics
 
 FUZZ = settings(
     max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -20,9 +20,9 @@ from fake_nvml import (
     FakeNvml,
 )
 
-from webhook import cli
-from webhook.commands import profile_gpu
-from webhook.energy import (
+from webhook.cli import main as cli
+from webhook.cli import profile_gpu
+from webhook.core.energy import (
     EnergyInputs,
     EnergySettings,
     Workload,
@@ -30,7 +30,7 @@ from webhook.energy import (
     load_catalog,
     read_calibrations,
 )
-from webhook.gpu import (
+from webhook.gpu.nvml import (
     GpuDevice,
     GpuReadError,
     GpuUnavailable,

@@ -29,8 +29,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from webhook import certs
-from webhook.localcluster import free_port, wait_until
+from webhook.admission import certs
+from webhook.devtools.localcluster import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

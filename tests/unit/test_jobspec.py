@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from webhook.jobspec import BYTES_PER_GIB, JobSpecError, job_resources, parse_quantity
+from webhook.core.resources import BYTES_PER_GIB, JobSpecError, parse_quantity
+from webhook.workloads.job import job_resources
 
 
 def container(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.loadgen import LoadError, Target, post_request
+from webhook.devtools.loadgen import LoadError, Target, post_request
 
 
 @pytest.mark.parametrize(

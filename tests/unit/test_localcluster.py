@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from webhook.localcluster import (
+from webhook.devtools.localcluster import (
     CPU_NODE,
     ENV_BIN_DIR,
     GPU_NODE,

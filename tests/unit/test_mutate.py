@@ -7,16 +7,16 @@ from typing import Any
 import pytest
 from reviews import body, job, review
 
-from webhook import annotations as keys
-from webhook.admission import AdmissionRequest, apply_patch, decode_review
-from webhook.annotations import Inputs, Mode
-from webhook.cost import FlatPrice
-from webhook.energy import load_catalog
-from webhook.metrics import Metrics
-from webhook.mutate import Admission, Judgement, MutationContext, judge
-from webhook.providers.source import ForecastResult
-from webhook.series import StepSeries, to_epoch
-from webhook.settings import Settings, WebhookSettings
+from webhook.admission.mutate import Admission, Judgement, MutationContext, judge
+from webhook.admission.review import AdmissionRequest, apply_patch, decode_review
+from webhook.carbon.source import ForecastResult
+from webhook.config.settings import Settings, WebhookSettings
+from webhook.core import annotations as keys
+from webhook.core.annotations import Inputs, Mode
+from webhook.core.cost import FlatPrice
+from webhook.core.energy import load_catalog
+from webhook.core.series import StepSeries, to_epoch
+from webhook.telemetry.metrics import Metrics
 
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 HOUR = 3600
@@ -306,7 +306,7 @@ def test_a_dry_run_gets_the_same_answer_and_records_no_decision(
 ) -> None:
     metrics = Metrics()
     admission = Admission(_context(), metrics, clock=lambda: NOW)
-    caplog.set_level(logging.INFO, logger="webhook.mutate")
+    caplog.set_level(logging.INFO, logger="webhook.admission.mutate")
 
     dry = admission.mutate(_request(dry_run=True))
     assert _decisions(metrics) == 0
@@ -429,7 +429,7 @@ def test_every_decision_is_counted_and_logged_with_its_own_numbers(
 ) -> None:
     metrics = Metrics()
     admission = Admission(_context(), metrics, clock=lambda: NOW)
-    caplog.set_level(logging.INFO, logger="webhook.mutate")
+    caplog.set_level(logging.INFO, logger="webhook.admission.mutate")
     energies = []
     for name, duration in (("a", "1h"), ("b", "2h"), ("c", "1h")):
         request = _request(job(name, annotations={keys.EXPECTED_DURATION: duration}))

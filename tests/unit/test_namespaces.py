@@ -4,9 +4,9 @@ import logging
 
 import pytest
 
-from webhook import annotations as keys
-from webhook.annotations import Inputs, Mode
-from webhook.namespaces import NamespaceDefaults, namespace_inputs
+from webhook.admission.namespaces import NamespaceDefaults, namespace_inputs
+from webhook.core import annotations as keys
+from webhook.core.annotations import Inputs, Mode
 
 
 def test_namespace_annotations_map_to_defaults() -> None:
@@ -15,7 +15,7 @@ def test_namespace_annotations_map_to_defaults() -> None:
 
 
 def test_a_bad_namespace_default_is_dropped_and_logged(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="webhook.namespaces")
+    caplog.set_level(logging.WARNING, logger="webhook.admission.namespaces")
     inputs = namespace_inputs("ml", {keys.MODE: "loud", keys.ZONE: "FR"})
     assert inputs == Inputs(zone="FR")
     assert "namespace ml" in caplog.text

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from reviews import job
 
-from webhook import annotations as keys
-from webhook.ownership import DeferralError, greenlight_owns, read_deferral
+from webhook.core import annotations as keys
+from webhook.workloads.ownership import DeferralError, greenlight_owns, read_deferral
 
 DEFERRED = {
     keys.DECISION: "deferred",

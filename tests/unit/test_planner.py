@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webhook.planner import (
+from webhook.core.planner import (
     EXACT,
     ForecastUncertainty,
     PlannerSettings,
@@ -16,7 +16,7 @@ from webhook.planner import (
     plan,
     replan,
 )
-from webhook.series import StepSeries, to_epoch
+from webhook.core.series import StepSeries, to_epoch
 
 H = 3600
 T0 = datetime(2024, 3, 1, tzinfo=UTC)

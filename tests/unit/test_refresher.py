@@ -4,10 +4,10 @@ import asyncio
 
 import pytest
 
-from webhook.metrics import Metrics
-from webhook.providers.source import ForecastResult
-from webhook.refresher import Refresher, WarmForecasts
-from webhook.series import StepSeries
+from webhook.carbon.refresher import Refresher, WarmForecasts
+from webhook.carbon.source import ForecastResult
+from webhook.core.series import StepSeries
+from webhook.telemetry.metrics import Metrics
 
 
 class RecordingSource:

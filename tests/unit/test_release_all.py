@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from webhook.commands.release_all import release_event, release_patch
-from webhook.ownership import greenlight_owns
+from webhook.cli.release_all import release_event, release_patch
+from webhook.workloads.ownership import greenlight_owns
 
 NOW = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from webhook.series import SeriesError, StepSeries, to_epoch
+from webhook.core.series import SeriesError, StepSeries, to_epoch
 
 H = 3600
 

@@ -6,10 +6,10 @@ from typing import Any, cast
 
 import pytest
 
-from webhook.commands import reconcile, serve
-from webhook.commands.reconcile import InProcess
-from webhook.settings import load_settings
-from webhook.tls import ReloadingTLS
+from webhook.admission.tls import ReloadingTLS
+from webhook.cli import reconcile, serve
+from webhook.cli.reconcile import InProcess
+from webhook.config.settings import load_settings
 
 
 async def _idle() -> None:
@@ -34,7 +34,7 @@ def test_with_reconciler_the_webhook_shares_the_reconcilers_forecast_source(
         return object()
 
     monkeypatch.setattr(reconcile, "in_process", fake_in_process)
-    monkeypatch.setattr("webhook.server.create_app", fake_create_app)
+    monkeypatch.setattr("webhook.admission.server.create_app", fake_create_app)
     tls = cast(ReloadingTLS, object())  # passed through untouched
 
     serve.build_app(load_settings(), tls, None, with_reconciler=True)

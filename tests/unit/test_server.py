@@ -12,14 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 from reviews import body, job, review
 
-from webhook import annotations as keys
-from webhook import certs
-from webhook.admission import MAX_BODY_BYTES
-from webhook.metrics import Metrics
-from webhook.providers.source import ForecastResult
-from webhook.server import create_app
-from webhook.settings import Settings
-from webhook.tls import ReloadingTLS
+from webhook.admission import certs
+from webhook.admission.review import MAX_BODY_BYTES
+from webhook.admission.server import create_app
+from webhook.admission.tls import ReloadingTLS
+from webhook.carbon.source import ForecastResult
+from webhook.config.settings import Settings
+from webhook.core import annotations as keys
+from webhook.telemetry.metrics import Metrics
 
 
 class BrokenForecasts:
@@ -102,7 +102,7 @@ def test_an_internal_error_fails_open_counted_and_logged(
 ) -> None:
     metrics = Metrics()
     app = create_app(Settings(), forecasts=BrokenForecasts(), metrics=metrics)
-    caplog.set_level(logging.ERROR, logger="webhook.server")
+    caplog.set_level(logging.ERROR, logger="webhook.admission.server")
     with TestClient(app) as client:
         reply = client.post("/mutate", content=body(review(job())))
     assert reply.status_code == 200

@@ -10,13 +10,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from webhook.cli import main
-from webhook.planner import PlannerSettings
-from webhook.series import StepSeries
-from webhook.simulation import policies
-from webhook.simulation.metrics import emissions_g, evaluate, reduction_pct
-from webhook.simulation.policies import ForecastOracle
-from webhook.simulation.traces import (
+from webhook.cli.main import main
+from webhook.core.planner import PlannerSettings
+from webhook.core.series import StepSeries
+from webhook.sim import policies
+from webhook.sim.metrics import emissions_g, evaluate, reduction_pct
+from webhook.sim.policies import ForecastOracle
+from webhook.sim.traces import (
     Job,
     TraceError,
     build_trace,

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from webhook import certs
-from webhook.server import https_server
-from webhook.tls import ReloadingTLS, TLSError
+from webhook.admission import certs
+from webhook.admission.server import https_server
+from webhook.admission.tls import ReloadingTLS, TLSError
 
 NOW = datetime.now(UTC)
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 from reviews import GREENLIGHT_USER, body, job, review
 
-from webhook import annotations as keys
-from webhook.admission import AdmissionResponse, decode_review
-from webhook.energy import EnergySettings, load_catalog
-from webhook.validate import validate
+from webhook.admission.review import AdmissionResponse, decode_review
+from webhook.admission.validate import validate
+from webhook.core import annotations as keys
+from webhook.core.energy import EnergySettings, load_catalog
 
 TRUSTED = (GREENLIGHT_USER,)
 DEFERRED = {keys.DECISION: "deferred", keys.RELEASE_AT: "2025-06-01T03:00:00Z"}

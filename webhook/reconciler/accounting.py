@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from webhook.ownership import Deferral
-from webhook.series import StepSeries, to_epoch
+from webhook.core.series import StepSeries, to_epoch
+from webhook.workloads.ownership import Deferral
 
 Basis = Literal["observed", "planned"]
 

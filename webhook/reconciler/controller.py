@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from webhook.cost import PriceModel
-from webhook.metrics import ReconcilerMetrics
-from webhook.planner import PlannerSettings
-from webhook.providers.source import ForecastResult
+from webhook.carbon.source import ForecastResult
+from webhook.config.reconciler import ReconcilerSettings
+from webhook.core.cost import PriceModel
+from webhook.core.planner import PlannerSettings
+from webhook.core.series import StepSeries, from_epoch
 from webhook.reconciler import events as job_events
 from webhook.reconciler.decide import (
     Account,
@@ -64,9 +65,8 @@ from webhook.reconciler.kube import (
     Page,
 )
 from webhook.reconciler.lease import Elector, LeaseRecord, record_from_spec, spec_from_record
-from webhook.reconciler.settings import ReconcilerSettings
 from webhook.reconciler.timers import TimerQueue
-from webhook.series import StepSeries, from_epoch
+from webhook.telemetry.metrics import ReconcilerMetrics
 
 log = logging.getLogger(__name__)
 

@@ -26,16 +26,18 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from webhook import annotations as keys
-from webhook.annotations import Decision, format_number, format_time
-from webhook.cost import PriceModel
-from webhook.forecast import ForecastUncertainty
-from webhook.ownership import Deferral, DeferralError, job_annotations, read_deferral
-from webhook.planner import PlannerSettings, PlanRequest, Replan, replan
-from webhook.providers.source import ForecastResult
+from webhook.carbon.source import ForecastResult
+from webhook.config.reconciler import ReconcilerSettings
+from webhook.core import annotations as keys
+from webhook.core.annotations import Decision, format_number, format_time
+from webhook.core.cost import PriceModel
+from webhook.core.forecast import ForecastUncertainty
+from webhook.core.planner import PlannerSettings, PlanRequest, Replan, replan
+from webhook.core.series import StepSeries
 from webhook.reconciler.accounting import Accounting, AccountingError, account
-from webhook.reconciler.settings import ReconcilerSettings
-from webhook.series import StepSeries
+from webhook.workloads.base import is_suspended, set_suspend
+from webhook.workloads.job import JOB
+from webhook.workloads.ownership import Deferral, DeferralError, job_annotations, read_deferral
 
 
 class ReleaseReason(StrEnum):
@@ -136,7 +138,6 @@ def track(job: Mapping[str, Any]) -> TrackedJob | None:
     if annotations.get(keys.DECISION) != Decision.DEFERRED:
         return None
     metadata = _mapping(job.get("metadata"))
-    spec = _mapping(job.get("spec"))
     status = _mapping(job.get("status"))
     inputs = keys.parse_inputs(
         {k: annotations[k] for k in (keys.SKIP, keys.MIN_SAVINGS) if k in annotations}
@@ -154,7 +155,7 @@ def track(job: Mapping[str, Any]) -> TrackedJob | None:
         namespace=str(metadata.get("namespace", "")),
         name=str(metadata.get("name", "")),
         resource_version=str(metadata.get("resourceVersion", "")),
-        suspended=spec.get("suspend") is True,
+        suspended=is_suspended(JOB, job),
         deleting=metadata.get("deletionTimestamp") is not None,
         skip=inputs.skip is True,
         deferral=deferral,
@@ -465,7 +466,7 @@ def _precondition(job: TrackedJob, annotations: Mapping[str, str]) -> dict[str, 
 def release_patch(job: TrackedJob, reason: ReleaseReason, now: datetime) -> dict[str, Any]:
     """The one PATCH that releases a Job: resume it and record when and why."""
     annotations = {keys.RELEASED_AT: format_time(now), keys.RELEASE_REASON: reason.value}
-    return {"metadata": _precondition(job, annotations), "spec": {"suspend": False}}
+    return {"metadata": _precondition(job, annotations), **set_suspend(JOB, False)}
 
 
 def manual_patch(job: TrackedJob, now: datetime) -> dict[str, Any]:

@@ -15,9 +15,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from webhook.annotations import format_time
+from webhook.core.annotations import format_time
 from webhook.reconciler.accounting import Accounting
 from webhook.reconciler.decide import Move, Release, ReleaseReason, TrackedJob
+from webhook.workloads.job import JOB
 
 COMPONENT = "greenlight"
 REPORTING_COMPONENT = "greenlight.dev/reconciler"
@@ -121,8 +122,8 @@ def event_body(event: JobEvent, *, now: datetime, instance: str) -> dict[str, An
         "kind": "Event",
         "metadata": {"name": event.name, "namespace": job.namespace},
         "involvedObject": {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
+            "apiVersion": JOB.gvk.api_version,
+            "kind": JOB.gvk.kind,
             "name": job.name,
             "namespace": job.namespace,
             "uid": job.uid,

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from webhook.forecast import hourly_means
-from webhook.providers.base import IntensityData, Provider, ProviderError
-from webhook.series import SeriesError, StepSeries
+from webhook.carbon.base import IntensityData, Provider, ProviderError
+from webhook.core.forecast import hourly_means
+from webhook.core.series import SeriesError, StepSeries
 
 log = logging.getLogger(__name__)
 

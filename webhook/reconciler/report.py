@@ -21,10 +21,10 @@ from typing import Any, Literal
 
 import orjson
 
-from webhook import annotations as keys
-from webhook.annotations import Decision, format_time
-from webhook.durations import parse_duration
-from webhook.ownership import job_annotations
+from webhook.core import annotations as keys
+from webhook.core.annotations import Decision, format_time
+from webhook.core.durations import parse_duration
+from webhook.workloads.ownership import job_annotations
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 ReportFormat = Literal["table", "csv", "json"]

@@ -13,14 +13,14 @@ import asyncio
 import contextlib
 import logging
 
-from webhook.cost import build_price_model
-from webhook.metrics import Metrics, ReconcilerMetrics
-from webhook.providers.registry import build_provider
-from webhook.providers.source import ForecastResult, ForecastSource
+from webhook.carbon.refresher import Refresher, WarmForecasts
+from webhook.carbon.registry import build_provider
+from webhook.carbon.source import ForecastResult, ForecastSource
+from webhook.config.settings import Settings
+from webhook.core.cost import build_price_model
 from webhook.reconciler.controller import Reconciler, ReconcilerAPI
 from webhook.reconciler.history import IntensityHistory, RecordingProvider
-from webhook.refresher import Refresher, WarmForecasts
-from webhook.settings import Settings
+from webhook.telemetry.metrics import Metrics, ReconcilerMetrics
 
 log = logging.getLogger(__name__)
 

@@ -8,18 +8,18 @@ import httpx
 import pytest
 from provider_fakes import NOW, FakeClock, RecordingSleep, ScriptedApi, fixture, reply
 
-from webhook.providers.base import (
+from webhook.carbon.base import (
     BadResponseError,
     ProviderError,
     UnknownZoneError,
     ZoneMismatchError,
 )
-from webhook.providers.carbonaware import (
+from webhook.carbon.carbonaware import (
     CarbonAwareProvider,
     CarbonAwareSettings,
     parse_duration_s,
 )
-from webhook.providers.http import HttpSettings
+from webhook.carbon.http import HttpSettings
 
 
 def provider(api: ScriptedApi) -> CarbonAwareProvider:

@@ -11,7 +11,7 @@ import pytest
 from provider_fakes import NOW, FakeClock, RecordingSleep, ScriptedApi, fixture, reply
 from pydantic import SecretStr
 
-from webhook.providers.base import (
+from webhook.carbon.base import (
     BadResponseError,
     ProviderConfigError,
     ProviderError,
@@ -21,13 +21,13 @@ from webhook.providers.base import (
     UnavailableError,
     ZoneMismatchError,
 )
-from webhook.providers.electricitymaps import (
+from webhook.carbon.electricitymaps import (
     ElectricityMapsProvider,
     ElectricityMapsSettings,
     forecast_horizon_hours,
 )
-from webhook.providers.http import HttpSettings
-from webhook.series import from_epoch
+from webhook.carbon.http import HttpSettings
+from webhook.core.series import from_epoch
 
 KEY = "em-secret-key-0123456789"
 HOUR = 3600

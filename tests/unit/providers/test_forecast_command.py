@@ -18,10 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from provider_fakes import fixture
 
-from webhook.cli import main
-from webhook.commands.forecast import PROVIDER_CHOICES
-from webhook.providers.base import PROVIDER_NAMES
-from webhook.series import from_epoch
+from webhook.carbon.base import PROVIDER_NAMES
+from webhook.cli.forecast import PROVIDER_CHOICES
+from webhook.cli.main import main
+from webhook.core.series import from_epoch
 
 KEY = "cli-secret-key-555"
 

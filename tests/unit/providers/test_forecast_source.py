@@ -10,18 +10,18 @@ import pytest
 from provider_fakes import NOW, FakeClock, RecordingSleep, ScriptedApi, fixture, reply
 from pydantic import SecretStr
 
-from webhook.providers.base import IntensityData, ProviderError
-from webhook.providers.cache import Cached, CacheSettings
-from webhook.providers.electricitymaps import ElectricityMapsProvider, ElectricityMapsSettings
-from webhook.providers.http import HttpSettings
-from webhook.providers.source import (
+from webhook.carbon.base import IntensityData, ProviderError
+from webhook.carbon.cache import Cached, CacheSettings
+from webhook.carbon.electricitymaps import ElectricityMapsProvider, ElectricityMapsSettings
+from webhook.carbon.http import HttpSettings
+from webhook.carbon.source import (
     ForecastSettings,
     ForecastSource,
     SourceKind,
     choose_forecast,
     merge_observed,
 )
-from webhook.series import StepSeries, from_epoch
+from webhook.core.series import StepSeries, from_epoch
 
 HOUR = 3600
 CACHE = CacheSettings(ttl_s=900, max_staleness_s=6 * HOUR)

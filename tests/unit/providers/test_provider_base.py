@@ -7,7 +7,7 @@ import math
 import pytest
 from pydantic import BaseModel
 
-from webhook.providers.base import (
+from webhook.carbon.base import (
     BadResponseError,
     IntensityData,
     ZoneMismatchError,
@@ -15,7 +15,7 @@ from webhook.providers.base import (
     check_zone,
     parse_answer,
 )
-from webhook.series import StepSeries
+from webhook.core.series import StepSeries
 
 
 def series_of(points: list[tuple[int, float | None]], step_s: int = 3600) -> StepSeries:

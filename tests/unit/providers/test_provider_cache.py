@@ -8,10 +8,10 @@ import pytest
 from provider_fakes import FakeClock, ScriptedApi, fixture, reply
 from pydantic import SecretStr, ValidationError
 
-from webhook.providers.base import ProviderError, UnavailableError
-from webhook.providers.cache import AsyncTtlCache, CachedProvider, CacheSettings
-from webhook.providers.electricitymaps import ElectricityMapsProvider, ElectricityMapsSettings
-from webhook.providers.http import HttpSettings
+from webhook.carbon.base import ProviderError, UnavailableError
+from webhook.carbon.cache import AsyncTtlCache, CachedProvider, CacheSettings
+from webhook.carbon.electricitymaps import ElectricityMapsProvider, ElectricityMapsSettings
+from webhook.carbon.http import HttpSettings
 
 SETTINGS = CacheSettings(ttl_s=60, max_staleness_s=600)
 

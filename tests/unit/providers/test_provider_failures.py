@@ -12,7 +12,7 @@ import pytest
 from provider_fakes import NOW, FakeClock, RecordingSleep, ScriptedApi, reply
 from pydantic import SecretStr
 
-from webhook.providers.base import (
+from webhook.carbon.base import (
     BadResponseError,
     Provider,
     ProviderError,
@@ -22,12 +22,12 @@ from webhook.providers.base import (
     UnavailableError,
     ZoneMismatchError,
 )
-from webhook.providers.carbonaware import CarbonAwareProvider, CarbonAwareSettings
-from webhook.providers.electricitymaps import ElectricityMapsProvider, ElectricityMapsSettings
-from webhook.providers.http import HttpSettings
-from webhook.providers.ukci import UkCarbonIntensityProvider, UkciSettings
-from webhook.providers.watttime import LBS_PER_MWH_TO_G_PER_KWH, WattTimeProvider, WattTimeSettings
-from webhook.series import from_epoch
+from webhook.carbon.carbonaware import CarbonAwareProvider, CarbonAwareSettings
+from webhook.carbon.electricitymaps import ElectricityMapsProvider, ElectricityMapsSettings
+from webhook.carbon.http import HttpSettings
+from webhook.carbon.ukci import UkCarbonIntensityProvider, UkciSettings
+from webhook.carbon.watttime import LBS_PER_MWH_TO_G_PER_KWH, WattTimeProvider, WattTimeSettings
+from webhook.core.series import from_epoch
 
 HOUR = 3600
 T0 = NOW // HOUR * HOUR

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from provider_fakes import NOW, FakeClock, RecordingSleep, ScriptedApi, reply
 
-from webhook.providers.base import (
+from webhook.carbon.base import (
     BadResponseError,
     ProviderTimeoutError,
     RateLimitedError,
@@ -16,8 +16,8 @@ from webhook.providers.base import (
     UnauthorizedError,
     UnavailableError,
 )
-from webhook.providers.http import HttpSettings, ResilientClient, backoff_s, parse_retry_after
-from webhook.series import from_epoch
+from webhook.carbon.http import HttpSettings, ResilientClient, backoff_s, parse_retry_after
+from webhook.core.series import from_epoch
 
 OK = reply({"ok": True})
 

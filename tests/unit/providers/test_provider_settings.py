@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from webhook.providers.base import PROVIDER_NAMES, ProviderConfigError, ProviderName
-from webhook.providers.registry import build_forecast_source, build_provider
-from webhook.providers.settings import ProviderSettings, load_provider_settings
+from webhook.carbon.base import PROVIDER_NAMES, ProviderConfigError, ProviderName
+from webhook.carbon.config import ProviderSettings, load_provider_settings
+from webhook.carbon.registry import build_forecast_source, build_provider
 
 
 def test_documented_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,9 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from provider_fakes import FakeClock
 
-from webhook.datafiles import load_carbon_file
-from webhook.providers.base import ProviderConfigError, ProviderError, UnknownZoneError
-from webhook.providers.replay import (
+from webhook.carbon.base import ProviderConfigError, ProviderError, UnknownZoneError
+from webhook.carbon.replay import (
     EMBEDDED_DIR,
     WEEK_S,
     ReplayProvider,
@@ -21,7 +20,8 @@ from webhook.providers.replay import (
     ReplayTrack,
     first_monday_at_or_after,
 )
-from webhook.series import StepSeries, from_epoch, to_epoch
+from webhook.core.datafiles import load_carbon_file
+from webhook.core.series import StepSeries, from_epoch, to_epoch
 
 HOUR = 3600
 EM_HEADER = (

@@ -8,16 +8,16 @@ import httpx
 import pytest
 from provider_fakes import NOW, FakeClock, RecordingSleep, ScriptedApi, fixture, reply
 
-from webhook.providers.base import (
+from webhook.carbon.base import (
     BadResponseError,
     ProviderError,
     UnavailableError,
     UnknownZoneError,
     ZoneMismatchError,
 )
-from webhook.providers.http import HttpSettings
-from webhook.providers.ukci import UkCarbonIntensityProvider, UkciSettings, UkZone, parse_zone
-from webhook.series import from_epoch
+from webhook.carbon.http import HttpSettings
+from webhook.carbon.ukci import UkCarbonIntensityProvider, UkciSettings, UkZone, parse_zone
+from webhook.core.series import from_epoch
 
 
 def provider(api: ScriptedApi, now: float = NOW) -> UkCarbonIntensityProvider:

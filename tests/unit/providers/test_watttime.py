@@ -11,7 +11,7 @@ import pytest
 from provider_fakes import NOW, FakeClock, RecordingSleep, ScriptedApi, fixture, reply
 from pydantic import SecretStr
 
-from webhook.providers.base import (
+from webhook.carbon.base import (
     BadResponseError,
     ProviderConfigError,
     ProviderError,
@@ -20,8 +20,8 @@ from webhook.providers.base import (
     UnknownZoneError,
     ZoneMismatchError,
 )
-from webhook.providers.http import HttpSettings
-from webhook.providers.watttime import (
+from webhook.carbon.http import HttpSettings
+from webhook.carbon.watttime import (
     LBS_PER_MWH_TO_G_PER_KWH,
     WattTimeProvider,
     WattTimeSettings,

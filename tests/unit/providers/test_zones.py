@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.providers.zones import BUILTIN_ZONES, REGION_LABEL, ZoneMap
+from webhook.carbon.zones import BUILTIN_ZONES, REGION_LABEL, ZoneMap
 
 
 @pytest.mark.parametrize(

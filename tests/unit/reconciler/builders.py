@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from webhook import annotations as keys
-from webhook.annotations import format_time
+from webhook.core import annotations as keys
+from webhook.core.annotations import format_time
 
 T0 = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from webhook.reconciler.bench import percentile, request_counts
+from webhook.devtools.reconcile_bench import percentile, request_counts
 
 
 def line(value: int, **labels: str) -> str:

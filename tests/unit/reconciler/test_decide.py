@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from builders import T0, at, deferred_job, finished
 
-from webhook import annotations as keys
-from webhook.providers.source import ForecastResult
+from webhook.carbon.source import ForecastResult
+from webhook.config.reconciler import ReconcilerSettings
+from webhook.core import annotations as keys
+from webhook.core.series import StepSeries, to_epoch
 from webhook.reconciler.decide import (
     Account,
     Forget,
@@ -29,8 +31,6 @@ from webhook.reconciler.decide import (
     spread_offset_s,
     track,
 )
-from webhook.reconciler.settings import ReconcilerSettings
-from webhook.series import StepSeries, to_epoch
 
 HOUR = 3600
 NO_SPREAD = ReconcilerSettings(release_spread_s=0)

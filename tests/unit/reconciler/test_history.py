@@ -4,15 +4,15 @@ import numpy as np
 import pytest
 from builders import T0
 
-from webhook.providers.base import UnknownZoneError
-from webhook.providers.replay import ReplayProvider, ReplaySettings
+from webhook.carbon.base import UnknownZoneError
+from webhook.carbon.replay import ReplayProvider, ReplaySettings
+from webhook.core.series import StepSeries, to_epoch
 from webhook.reconciler.history import (
     HistoryFormatError,
     IntensityHistory,
     RecordingProvider,
     parse_document,
 )
-from webhook.series import StepSeries, to_epoch
 
 HOUR = 3600
 START = to_epoch(T0)

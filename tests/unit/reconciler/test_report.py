@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from builders import T0, at, deferred_job
 
-from webhook import annotations as keys
+from webhook.core import annotations as keys
 from webhook.reconciler.report import (
     JobRow,
     ReportError,

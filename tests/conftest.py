@@ -1,0 +1,28 @@
+"""Suite-wide test configuration: Hypothesis profiles.
+
+``ci`` (chosen when ``CI=true``, as CI sets it) and ``dev`` (everywhere else) both drop the
+per-example deadline and the "input generation is slow" health check: on a busy 2-core machine
+generation and execution times say nothing about the code under test, and a suite that fails
+under load blocks every submission at random. ``ci`` is also derandomised, so a failure there
+reproduces exactly with the same command; ``dev`` keeps exploring new examples and records
+failures in the local example database (``.hypothesis/``), which replays them first.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+_LOAD_INDEPENDENT = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow],
+}
+
+settings.register_profile(
+    "ci", derandomize=True, database=None, print_blob=True, **_LOAD_INDEPENDENT
+)
+settings.register_profile("dev", **_LOAD_INDEPENDENT)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "dev")
+)

@@ -1,0 +1,561 @@
+"""Judging a Job at admission: AdmissionReview request -> response with a JSONPatch.
+
+:func:`judge` is a pure function of the request, the time and what is held in memory
+(settings, GPU catalog, price model, forecast snapshots, namespace defaults):
+
+    classify (never-defer rules) -> estimate energy -> forecast snapshot -> plan
+    -> patch (``spec.suspend: true`` + annotations, from a before/after diff)
+
+It is idempotent: a Job that already carries ``greenlight.dev/decision`` was judged (by an
+earlier invocation, or re-submitted by a user) and gets no patch. :class:`Admission` is the thin
+stateful shell the server calls: it records metrics and the one log line per decision, except
+for dry runs, which get the same answer and leave no trace of a decision.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from webhook.admission.classify import Skip, never_defer, no_room, owned_by_cronjob
+from webhook.admission.review import AdmissionRequest, AdmissionResponse, diff_patch
+from webhook.admission.validate import validate
+from webhook.carbon.source import ForecastResult
+from webhook.config.settings import Settings
+from webhook.core import annotations as keys
+from webhook.core.annotations import Decision, Inputs, Mode, format_number, format_time
+from webhook.core.cost import PriceModel
+from webhook.core.energy import (
+    EnergyEstimate,
+    EnergyInputs,
+    EnergyModelError,
+    EnergySettings,
+    GpuCatalog,
+    estimate_energy,
+)
+from webhook.core.energy import parse_workload as energy_workload
+from webhook.core.forecast import ForecastUncertainty
+from webhook.core.planner import Plan, PlannerSettings, PlanRequest, latest_start, plan
+from webhook.core.resources import JobResources, JobSpecError
+from webhook.core.series import StepSeries, to_epoch
+from webhook.telemetry.metrics import Metrics
+from webhook.workloads.base import suspend_diff
+from webhook.workloads.job import JOB
+
+log = logging.getLogger(__name__)
+
+
+class Snapshots(Protocol):
+    """Forecasts held in memory (``ForecastSource.snapshot``): never I/O."""
+
+    def snapshot(self, zone: str, now: float | None = None) -> ForecastResult: ...
+
+
+class DecisionMemo:
+    """Exact memoisation of the pure steps of a judgement that repeat from Job to Job.
+
+    The planner decides at whole seconds (epoch integers), so Jobs with the same inputs
+    admitted within the same second, on the same forecast object, get the same plan: a burst
+    of Jobs from one template (a sweep, a CI matrix) is planned once, and the plan's
+    annotations are formatted once. The energy estimate depends only on the Job's resources
+    and inputs; the effective inputs only on the Job's and its namespace's. Bounded; plan
+    entries check the identity of the forecast they were made on, so a refreshed forecast
+    (a new object) is planned afresh.
+    """
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self._max_entries = max_entries
+        self._plans: dict[tuple[Any, ...], tuple[StepSeries, Plan]] = {}
+        self._energy: dict[tuple[Any, ...], EnergyEstimate] = {}
+        self._inputs: dict[tuple[Inputs, Inputs, Inputs], Inputs] = {}
+        self._outputs: dict[tuple[Any, ...], tuple[Plan, dict[str, str], dict[str, str]]] = {}
+
+    def effective_inputs(self, job: Inputs, namespace: Inputs, defaults: Inputs) -> Inputs:
+        """``job`` over ``namespace`` over ``defaults`` (``Inputs.over``)."""
+        key = (job, namespace, defaults)
+        effective = self._inputs.get(key)
+        if effective is None:
+            if len(self._inputs) >= self._max_entries:
+                self._inputs.clear()
+            effective = self._inputs[key] = job.over(namespace).over(defaults)
+        return effective
+
+    def energy(
+        self,
+        resources: JobResources,
+        *,
+        duration_s: int,
+        workload: str | None,
+        gpu_model: str | None,
+        catalog: GpuCatalog,
+        settings: EnergySettings,
+    ) -> EnergyEstimate:
+        """The estimate for a Job's resources run for ``duration_s`` (``EnergyModelError``
+        when it cannot be made; errors are not memoised)."""
+        key = (resources, duration_s, workload, gpu_model, id(catalog), settings)
+        estimate = self._energy.get(key)
+        if estimate is None:
+            inputs = EnergyInputs.from_job(
+                resources,
+                duration_s=duration_s,
+                workload=energy_workload(workload) if workload else None,
+                gpu_model=gpu_model,
+            )
+            if len(self._energy) >= self._max_entries:
+                self._energy.clear()
+            estimate = self._energy[key] = estimate_energy(inputs, catalog, settings)
+        return estimate
+
+    def plan_outputs(
+        self,
+        result: Plan,
+        *,
+        zone: str,
+        duration_s: int,
+        energy_kwh: float,
+        min_saving_pct: float,
+        forecast: ForecastResult,
+    ) -> dict[str, str]:
+        """The annotations recording a plan and what it was made from (a new dict); all but
+        the forecast's age is formatted once per plan."""
+        key = (
+            id(result),
+            zone,
+            duration_s,
+            energy_kwh,
+            min_saving_pct,
+            forecast.provider,
+            forecast.source,
+        )
+        held = self._outputs.get(key)
+        if held is None or held[0] is not result:
+            head, tail = _plan_output_parts(
+                result,
+                zone=zone,
+                duration_s=duration_s,
+                energy_kwh=energy_kwh,
+                min_saving_pct=min_saving_pct,
+                forecast=forecast,
+            )
+            if len(self._outputs) >= self._max_entries:
+                self._outputs.clear()
+            held = self._outputs[key] = (result, head, tail)
+        return {**held[1], keys.FORECAST_AGE_S: _forecast_age(forecast), **held[2]}
+
+    def plan(
+        self,
+        arrival: datetime,
+        *,
+        duration_s: int,
+        energy_kwh: float,
+        latest: datetime,
+        forecast: StepSeries,
+        settings: PlannerSettings,
+        prices: PriceModel | None,
+        uncertainty: ForecastUncertainty | None = None,
+    ) -> Plan:
+        """The plan for a Job arriving at ``arrival`` (the :class:`PlanRequest` is built, and
+        validated, only when the plan is not already held)."""
+        key = (
+            id(forecast),
+            to_epoch(arrival),
+            duration_s,
+            energy_kwh,
+            to_epoch(latest),
+            settings,
+            id(prices),
+            uncertainty,
+        )
+        held = self._plans.get(key)
+        if held is not None and held[0] is forecast:
+            return held[1]
+        request = PlanRequest(arrival, duration_s, energy_kwh, latest)
+        end = request.latest_start + timedelta(seconds=request.duration_s)
+        price_series = prices.series(request.arrival, end) if prices is not None else None
+        result = plan(
+            request,
+            forecast,
+            settings,
+            prices=price_series,
+            uncertainty=uncertainty,
+            now=request.arrival,
+        )
+        if len(self._plans) >= self._max_entries:
+            self._plans.clear()
+        self._plans[key] = (forecast, result)
+        return result
+
+
+@dataclass(frozen=True)
+class MutationContext:
+    """Everything a judgement reads besides the request and the time."""
+
+    settings: Settings
+    catalog: GpuCatalog
+    prices: PriceModel | None
+    forecasts: Snapshots
+    namespace_defaults: Callable[[str], Inputs]
+    want_zone: Callable[[str], None] = lambda zone: None
+    memo: DecisionMemo = dataclasses.field(default_factory=DecisionMemo)
+
+    @functools.cached_property
+    def global_inputs(self) -> Inputs:
+        """The settings' inputs (built once: settings are immutable)."""
+        webhook = self.settings.webhook
+        return Inputs(
+            skip=False,
+            max_delay_s=webhook.max_delay_s,
+            expected_duration_s=webhook.expected_duration_s,
+            workload=self.settings.energy.default_workload.value,
+            zone=webhook.zone,
+            min_savings_pct=self.settings.planner.min_saving_pct,
+            mode=webhook.mode,
+        )
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The answer to one request and what it was based on (for metrics and the log line)."""
+
+    response: AdmissionResponse
+    decision: Decision | None
+    """None: not judged (not a Job creation, already judged, excluded namespace)."""
+    code: str
+    reason: str
+    plan: Plan | None = None
+    energy_kwh: float | None = None
+    zone: str | None = None
+    forecast: ForecastResult | None = None
+
+
+def _string_map(value: object) -> dict[str, str]:
+    if type(value) is not dict and not isinstance(value, Mapping):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    if type(value) is dict:  # JSON-decoded: skip the slower abstract-class check
+        return value
+    return value if isinstance(value, Mapping) else {}
+
+
+def _patched(
+    request: AdmissionRequest, outputs: Mapping[str, str], *, suspend: bool
+) -> AdmissionResponse:
+    """The response adding ``outputs`` (and ``spec.suspend: true``), as a diff of the parts
+    greenlight changes, at map granularity: the annotations map is one value (``add`` of a
+    member that exists replaces it, RFC 6902 4.1), so the patch has at most two operations
+    whatever the number of annotations (each operation costs tens of microseconds in
+    ``jsonpatch``, and this is the hot path). Applied to the object the apiserver sent, it
+    leaves every other annotation as it was."""
+    raw_metadata = request.object.get("metadata")
+    metadata = _mapping(raw_metadata)
+    existing = _mapping(metadata.get("annotations"))
+    merged = {**existing, **outputs}
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    if merged != existing:
+        if metadata is raw_metadata:
+            before["metadata"] = {}
+        after["metadata"] = {"annotations": merged}
+    change = suspend_diff(JOB, request.object) if suspend else None
+    if change is not None:
+        before.update(change[0])
+        after.update(change[1])
+    return AdmissionResponse(uid=request.uid, allowed=True, patch=diff_patch(before, after))
+
+
+def _unjudged(request: AdmissionRequest, code: str, reason: str) -> Judgement:
+    return Judgement(AdmissionResponse(uid=request.uid, allowed=True), None, code, reason)
+
+
+def _outputs(decision: Decision, code: str, reason: str, now: datetime) -> dict[str, str]:
+    return {
+        keys.DECISION: decision.value,
+        keys.REASON: reason,
+        keys.REASON_CODE: code,
+        keys.ADMITTED_AT: format_time(now),
+    }
+
+
+def _skipped(request: AdmissionRequest, skip: Skip, now: datetime) -> Judgement:
+    outputs = _outputs(Decision.SKIPPED, skip.code, skip.reason, now)
+    return Judgement(
+        _patched(request, outputs, suspend=False), Decision.SKIPPED, skip.code, skip.reason
+    )
+
+
+def _run_now(
+    request: AdmissionRequest,
+    code: str,
+    reason: str,
+    now: datetime,
+    extra: Mapping[str, str] | None = None,
+    **details: Any,
+) -> Judgement:
+    outputs = {**_outputs(Decision.RUN_NOW, code, reason, now), **(extra or {})}
+    return Judgement(
+        _patched(request, outputs, suspend=False),
+        Decision.RUN_NOW,
+        code,
+        reason,
+        **details,
+    )
+
+
+def _forecast_age(forecast: ForecastResult) -> str:
+    return str(round(forecast.age_s or 0.0))
+
+
+def _plan_output_parts(
+    result: Plan,
+    *,
+    zone: str,
+    duration_s: int,
+    energy_kwh: float,
+    min_saving_pct: float,
+    forecast: ForecastResult,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The plan's annotations before and after the forecast's age (the one output that
+    changes between Jobs sharing a plan)."""
+    head = {
+        keys.PLANNED_ZONE: zone,
+        keys.PLANNED_DURATION_S: str(duration_s),
+        keys.ENERGY_KWH: format_number(energy_kwh, 3),
+        keys.RELEASE_BY: format_time(result.latest_start),
+        keys.INTENSITY_NOW: format_number(result.intensity_now_g_per_kwh),
+        keys.EMISSIONS_NOW_G: format_number(result.emissions_now_g),
+        keys.PROVIDER: forecast.provider,
+        keys.FORECAST_SOURCE: forecast.source,
+    }
+    tail: dict[str, str] = {}
+    if result.deferred:
+        tail = {
+            keys.RELEASE_AT: format_time(result.start),
+            keys.INTENSITY_PLANNED: format_number(result.intensity_planned_g_per_kwh),
+            keys.EMISSIONS_PLANNED_G: format_number(result.emissions_planned_g),
+            keys.SAVINGS_G: format_number(result.savings_g),
+            keys.SAVINGS_PCT: format_number(result.savings_pct),
+            keys.PLANNED_MIN_SAVINGS_PCT: str(float(min_saving_pct)),  # exact: re-plans use it
+        }
+        if result.cost_now_usd is not None and result.cost_planned_usd is not None:
+            tail[keys.COST_NOW_USD] = format_number(result.cost_now_usd, 4)
+            tail[keys.COST_PLANNED_USD] = format_number(result.cost_planned_usd, 4)
+    return head, tail
+
+
+def judge(request: AdmissionRequest, context: MutationContext, now: datetime) -> Judgement:
+    """The decision on one admission request (pure: no I/O, no metrics, no logs)."""
+    settings = context.settings
+    if not request.is_job or request.operation != "CREATE":
+        return _unjudged(request, "not-a-job-create", "only Job creation is judged")
+    if request.namespace in settings.webhook.excluded_namespaces or (
+        request.namespace == settings.server.namespace
+    ):
+        return _unjudged(
+            request, "excluded-namespace", f"namespace {request.namespace} is excluded"
+        )
+    metadata = _mapping(request.object.get("metadata"))
+    annotations = _string_map(metadata.get("annotations"))
+    if keys.DECISION in annotations:
+        return _unjudged(request, "already-judged", "the Job already carries a decision")
+
+    parsed = keys.parse_inputs(annotations)
+    if parsed.errors:
+        bad = ", ".join(error.key for error in parsed.errors)
+        return _skipped(request, Skip("invalid-annotations", f"bad annotations: {bad}"), now)
+    job_inputs = parsed.inputs
+    effective = context.memo.effective_inputs(
+        job_inputs, context.namespace_defaults(request.namespace), context.global_inputs
+    )
+    if owned_by_cronjob(request.object):
+        # Only the CronJob's own jobTemplate may say how long a scheduled run can wait.
+        effective = dataclasses.replace(
+            effective, max_delay_s=job_inputs.max_delay_s, deadline=job_inputs.deadline
+        )
+    skip = never_defer(request.object, job_inputs, effective)
+    if skip is not None:
+        return _skipped(request, skip, now)
+
+    duration_s = effective.expected_duration_s or settings.webhook.expected_duration_s
+    latest = latest_start(now, duration_s, effective.max_delay_s, effective.deadline)
+    skip = no_room(now, latest, settings.webhook.min_wait_s)
+    if skip is not None:
+        return _skipped(request, skip, now)
+
+    try:
+        estimate = context.memo.energy(
+            JOB.resources(request.object),
+            duration_s=duration_s,
+            workload=effective.workload,
+            gpu_model=effective.gpu_model,
+            catalog=context.catalog,
+            settings=settings.energy,
+        )
+    except (JobSpecError, EnergyModelError) as e:
+        return _run_now(request, "no-estimate", f"energy cannot be estimated: {e}", now)
+
+    zone = effective.zone or settings.webhook.zone
+    context.want_zone(zone)
+    forecast = context.forecasts.snapshot(zone, now.timestamp())
+    if forecast.series is None:
+        return _run_now(
+            request,
+            "no-forecast",
+            f"no forecast for zone {zone}: {forecast.reason}",
+            now,
+            energy_kwh=estimate.energy_kwh,
+            zone=zone,
+            forecast=forecast,
+        )
+    age_s = forecast.age_s or 0.0
+    if age_s > settings.webhook.forecast_max_age_s:
+        return _run_now(
+            request,
+            "stale-forecast",
+            f"the forecast for zone {zone} is {age_s:.0f} s old, over the "
+            f"{settings.webhook.forecast_max_age_s} s limit",
+            now,
+            energy_kwh=estimate.energy_kwh,
+            zone=zone,
+            forecast=forecast,
+        )
+
+    planner_settings = _planner_settings(settings.planner, effective.min_savings_pct)
+    result = context.memo.plan(
+        now,
+        duration_s=duration_s,
+        energy_kwh=estimate.energy_kwh,
+        latest=latest,
+        forecast=forecast.series,
+        settings=planner_settings,
+        prices=context.prices,
+        uncertainty=forecast.uncertainty,
+    )
+    outputs = context.memo.plan_outputs(
+        result,
+        zone=zone,
+        duration_s=duration_s,
+        energy_kwh=estimate.energy_kwh,
+        min_saving_pct=planner_settings.min_saving_pct,
+        forecast=forecast,
+    )
+    details: dict[str, Any] = {
+        "plan": result,
+        "energy_kwh": estimate.energy_kwh,
+        "zone": zone,
+        "forecast": forecast,
+    }
+    if not result.deferred:
+        return _run_now(request, result.reason, result.detail, now, outputs, **details)
+    if effective.mode == Mode.OBSERVE:
+        reason = f"observe mode, would defer to {format_time(result.start)}: {result.detail}"
+        outputs = {**_outputs(Decision.OBSERVED, result.reason, reason, now), **outputs}
+        response = _patched(request, outputs, suspend=False)
+        return Judgement(response, Decision.OBSERVED, result.reason, reason, **details)
+    reason = f"deferred to {format_time(result.start)}: {result.detail}"
+    outputs = {**_outputs(Decision.DEFERRED, result.reason, reason, now), **outputs}
+    response = _patched(request, outputs, suspend=True)
+    return Judgement(response, Decision.DEFERRED, result.reason, reason, **details)
+
+
+def _planner_settings(base: PlannerSettings, min_savings_pct: float | None) -> PlannerSettings:
+    if min_savings_pct is None or min_savings_pct == base.min_saving_pct:
+        return base
+    return base.model_copy(update={"min_saving_pct": min_savings_pct})
+
+
+class Admission:
+    """The handlers the server calls: ``mutate`` (judge, then record) and ``validate``."""
+
+    def __init__(
+        self,
+        context: MutationContext,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._context = context
+        self._metrics = metrics
+        self._clock = clock
+        self._trusted = frozenset(context.settings.webhook.trusted_usernames)
+        self._decision_counters: dict[tuple[Decision, str], Any] = {}
+        self._cost_now = metrics.cost.labels(when="now")
+        self._cost_planned = metrics.cost.labels(when="planned")
+        self._last_numbers: tuple[tuple[Plan, str | None, float | None], str] | None = None
+
+    def mutate(self, request: AdmissionRequest) -> AdmissionResponse:
+        judgement = judge(request, self._context, self._clock())
+        if judgement.decision is not None and not request.dry_run:
+            self._record(request, judgement)
+        return judgement.response
+
+    def validate(self, request: AdmissionRequest) -> AdmissionResponse:
+        return validate(request, self._trusted, self._context.catalog)
+
+    def _decision_counter(self, decision: Decision, code: str) -> Any:
+        """The decisions counter's child for these labels (``labels()`` is a locked lookup
+        that builds the label tuple on every call; reason codes are few and stable)."""
+        key = (decision, code)
+        counter = self._decision_counters.get(key)
+        if counter is None:
+            counter = self._metrics.decisions.labels(decision=decision.value, reason=code)
+            self._decision_counters[key] = counter
+        return counter
+
+    def _plan_numbers(self, judgement: Judgement, result: Plan) -> str:
+        """The plan's numbers in the decision log line. Jobs that share a memoised plan (a
+        burst from one template, within the same second) share the text: it is formatted
+        once per plan, zone and energy."""
+        key = (result, judgement.zone, judgement.energy_kwh)
+        held = self._last_numbers
+        if held is not None and held[0][0] is result and held[0][1:] == key[1:]:
+            return held[1]
+        numbers = (
+            f" zone={judgement.zone} energy_kwh={judgement.energy_kwh:.3f}"
+            f" start={format_time(result.start)} release_by={format_time(result.latest_start)}"
+            f" intensity_now={result.intensity_now_g_per_kwh:.1f}"
+            f" intensity_planned={result.intensity_planned_g_per_kwh:.1f}"
+            f" emissions_now_g={result.emissions_now_g:.1f}"
+            f" emissions_planned_g={result.emissions_planned_g:.1f}"
+            f" savings_g={result.savings_g:.1f} savings_pct={result.savings_pct:.1f}"
+        )
+        self._last_numbers = (key, numbers)
+        return numbers
+
+    def _record(self, request: AdmissionRequest, judgement: Judgement) -> None:
+        metrics = self._metrics
+        assert judgement.decision is not None
+        self._decision_counter(judgement.decision, judgement.code).inc()
+        result = judgement.plan
+        if result is not None:
+            metrics.emissions_planned.inc(max(result.emissions_planned_g, 0.0))
+            if result.cost_now_usd is not None and result.cost_planned_usd is not None:
+                self._cost_now.inc(max(result.cost_now_usd, 0.0))
+                self._cost_planned.inc(max(result.cost_planned_usd, 0.0))
+            if judgement.decision == Decision.DEFERRED:
+                metrics.planned_delay.observe(result.delay_s)
+                metrics.savings.inc(max(result.savings_g, 0.0))
+        if not log.isEnabledFor(logging.INFO):
+            return
+        numbers = "" if result is None else self._plan_numbers(judgement, result)
+        if judgement.forecast is not None:
+            numbers += (
+                f" provider={judgement.forecast.provider} source={judgement.forecast.source}"
+                f" forecast_age_s={judgement.forecast.age_s or 0.0:.0f}"
+            )
+        log.info(
+            "decision job=%s/%s decision=%s reason=%s%s detail=%r",
+            request.namespace,
+            request.name,
+            judgement.decision,  # a StrEnum: "%s" writes its value
+            judgement.code,
+            numbers,
+            judgement.reason,
+        )

@@ -1,0 +1,337 @@
+"""Every ``greenlight.dev/*`` annotation key, the typed parsing of the inputs, and the outputs.
+
+Inputs are read from a Job's annotations, with the same keys on a Namespace giving that
+namespace's defaults and settings giving the global ones. Parsing never stops at the first bad
+value: it returns every error (key, value, accepted form) so validation can report them together.
+Outputs are what greenlight writes on each Job it judges; the reconciler reads them back.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from webhook.core.durations import parse_duration
+from webhook.core.energy import WORKLOADS
+
+PREFIX = "greenlight.dev/"
+
+# --- Inputs: on a Job, or on a Namespace as that namespace's defaults -------------------------
+SKIP = "greenlight.dev/skip"
+MAX_DELAY = "greenlight.dev/max-delay"
+DEADLINE = "greenlight.dev/deadline"
+EXPECTED_DURATION = "greenlight.dev/expected-duration"
+WORKLOAD = "greenlight.dev/workload"
+GPU_MODEL = "greenlight.dev/gpu-model"
+ZONE = "greenlight.dev/zone"
+MIN_SAVINGS = "greenlight.dev/min-savings"
+MODE = "greenlight.dev/mode"
+
+# --- Outputs written by the webhook on every judged Job ----------------------------------------
+DECISION = "greenlight.dev/decision"
+REASON = "greenlight.dev/reason"
+REASON_CODE = "greenlight.dev/reason-code"
+ADMITTED_AT = "greenlight.dev/admitted-at"
+# When deferred:
+RELEASE_AT = "greenlight.dev/release-at"
+RELEASE_BY = "greenlight.dev/release-by"  # latest start that still meets max-delay / deadline
+PLANNED_ZONE = "greenlight.dev/planned-zone"  # the zone the plan used (input or default)
+PLANNED_DURATION_S = "greenlight.dev/planned-duration-s"
+# the minimum saving (%) the plan used: Job, namespace or global, for the reconciler's re-plans
+PLANNED_MIN_SAVINGS_PCT = "greenlight.dev/planned-min-savings-pct"
+ENERGY_KWH = "greenlight.dev/energy-kwh"
+INTENSITY_NOW = "greenlight.dev/intensity-now-g-per-kwh"
+INTENSITY_PLANNED = "greenlight.dev/intensity-planned-g-per-kwh"
+EMISSIONS_NOW_G = "greenlight.dev/emissions-now-g"
+EMISSIONS_PLANNED_G = "greenlight.dev/emissions-planned-g"
+SAVINGS_G = "greenlight.dev/savings-g"
+SAVINGS_PCT = "greenlight.dev/savings-pct"
+COST_NOW_USD = "greenlight.dev/cost-now-usd"
+COST_PLANNED_USD = "greenlight.dev/cost-planned-usd"
+PROVIDER = "greenlight.dev/provider"
+FORECAST_SOURCE = "greenlight.dev/forecast-source"
+FORECAST_AGE_S = "greenlight.dev/forecast-age-s"
+
+# --- Outputs written by the reconciler (declared here so every key has one home) --------------
+RELEASED_AT = "greenlight.dev/released-at"
+RELEASE_REASON = "greenlight.dev/release-reason"
+REPLANNED_AT = "greenlight.dev/replanned-at"  # when a re-plan last moved release-at
+REPLAN_COUNT = "greenlight.dev/replan-count"
+ACTUAL_RUN_S = "greenlight.dev/actual-run-s"  # on completion: the real run time
+ACTUAL_ENERGY_KWH = "greenlight.dev/actual-energy-kwh"
+ACTUAL_INTENSITY = "greenlight.dev/actual-intensity-g-per-kwh"  # over the real run window
+ACTUAL_EMISSIONS_G = "greenlight.dev/actual-emissions-g"
+ACTUAL_SAVINGS_G = "greenlight.dev/actual-savings-g"  # versus the same run at admission
+
+INPUT_KEYS: tuple[str, ...] = (
+    SKIP,
+    MAX_DELAY,
+    DEADLINE,
+    EXPECTED_DURATION,
+    WORKLOAD,
+    GPU_MODEL,
+    ZONE,
+    MIN_SAVINGS,
+    MODE,
+)
+WEBHOOK_OUTPUT_KEYS: tuple[str, ...] = (
+    DECISION,
+    REASON,
+    REASON_CODE,
+    ADMITTED_AT,
+    RELEASE_AT,
+    RELEASE_BY,
+    PLANNED_ZONE,
+    PLANNED_DURATION_S,
+    PLANNED_MIN_SAVINGS_PCT,
+    ENERGY_KWH,
+    INTENSITY_NOW,
+    INTENSITY_PLANNED,
+    EMISSIONS_NOW_G,
+    EMISSIONS_PLANNED_G,
+    SAVINGS_G,
+    SAVINGS_PCT,
+    COST_NOW_USD,
+    COST_PLANNED_USD,
+    PROVIDER,
+    FORECAST_SOURCE,
+    FORECAST_AGE_S,
+)
+RECONCILER_OUTPUT_KEYS: tuple[str, ...] = (
+    RELEASED_AT,
+    RELEASE_REASON,
+    REPLANNED_AT,
+    REPLAN_COUNT,
+    ACTUAL_RUN_S,
+    ACTUAL_ENERGY_KWH,
+    ACTUAL_INTENSITY,
+    ACTUAL_EMISSIONS_G,
+    ACTUAL_SAVINGS_G,
+)
+
+
+def is_greenlight_key(key: str) -> bool:
+    return key.startswith(PREFIX)
+
+
+def is_output_key(key: str) -> bool:
+    """Any greenlight key that is not an input is greenlight's own (reconciler keys included,
+    present and future), so only greenlight may change it."""
+    return key.startswith(PREFIX) and key not in INPUT_KEYS
+
+
+class Decision(StrEnum):
+    DEFERRED = "deferred"
+    RUN_NOW = "run-now"
+    OBSERVED = "observed"
+    SKIPPED = "skipped"
+
+
+class Mode(StrEnum):
+    DEFER = "defer"
+    OBSERVE = "observe"
+
+
+_ZONE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_GPU_MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+-]{0,127}$")
+
+ACCEPTED: Mapping[str, str] = {
+    SKIP: '"true" or "false"',
+    MAX_DELAY: 'a duration such as "24h", "90m" or "1h30m" (0 or more)',
+    DEADLINE: 'an RFC 3339 time with a UTC offset, such as "2025-06-01T18:00:00Z"',
+    EXPECTED_DURATION: 'a duration above zero, such as "2h", "45m" or "1h30m"',
+    WORKLOAD: "one of " + ", ".join(WORKLOADS),
+    GPU_MODEL: 'a GPU product name such as "H100-SXM" or "A100" (letters, digits, " _.+-")',
+    ZONE: 'a grid zone such as "DE", "US-CAL-CISO" or "GB" (letters, digits, "_.:-")',
+    MIN_SAVINGS: 'a percentage from 0 to 100, such as "10" or "12.5%"',
+    MODE: '"defer" or "observe"',
+}
+
+
+@dataclass(frozen=True)
+class AnnotationError:
+    """One bad annotation: which key, the value given, and what would have been accepted."""
+
+    key: str
+    value: str
+    accepted: str
+    problem: str = ""
+
+    def __str__(self) -> str:
+        detail = f" ({self.problem})" if self.problem else ""
+        return f"{self.key}={self.value!r}{detail}: expected {self.accepted}"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """greenlight's inputs as given at one level (Job, Namespace or global); None = not given."""
+
+    skip: bool | None = None
+    max_delay_s: int | None = None
+    deadline: datetime | None = None
+    expected_duration_s: int | None = None
+    workload: str | None = None
+    gpu_model: str | None = None
+    zone: str | None = None
+    min_savings_pct: float | None = None
+    mode: Mode | None = None
+
+    def over(self, defaults: Inputs) -> Inputs:
+        """These inputs, with each one not given here taken from ``defaults``."""
+        return Inputs(
+            **{
+                name: value
+                if (value := getattr(self, name)) is not None
+                else getattr(defaults, name)
+                for name in _INPUT_FIELDS
+            }
+        )
+
+
+_INPUT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Inputs))
+
+
+@dataclass(frozen=True)
+class ParsedInputs:
+    inputs: Inputs
+    errors: tuple[AnnotationError, ...]
+
+
+class _BadValueError(ValueError):
+    """A value that does not parse; the message says what is wrong with it."""
+
+
+def _parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    raise _BadValueError("")
+
+
+def _parse_duration(value: str, *, positive: bool) -> int:
+    try:
+        return parse_duration(value, allow_zero=not positive)
+    except ValueError as e:
+        # The parser's message repeats the value and the form; keep what is wrong, and its hint.
+        problem = str(e).split(": ", 1)[-1]
+        if problem.startswith("expected"):
+            problem = problem.split("; ", 1)[1] if "; " in problem else "not a duration"
+        raise _BadValueError(problem) from e
+
+
+def _parse_time(value: str) -> datetime:
+    text = value.strip()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise _BadValueError("not an RFC 3339 time") from e
+    if moment.tzinfo is None or "T" not in text.upper():
+        raise _BadValueError("needs a date, a time and a UTC offset")
+    return moment.astimezone(UTC)
+
+
+def _parse_choice(value: str, choices: tuple[str, ...]) -> str:
+    lowered = value.strip().lower()
+    if lowered not in choices:
+        raise _BadValueError("")
+    return lowered
+
+
+def _parse_pattern(value: str, pattern: re.Pattern[str]) -> str:
+    text = value.strip()
+    if not pattern.match(text):
+        raise _BadValueError("")
+    return text
+
+
+def _parse_percent(value: str) -> float:
+    text = value.strip().removesuffix("%").strip()
+    try:
+        number = float(text)
+    except ValueError as e:
+        raise _BadValueError("not a number") from e
+    if not math.isfinite(number) or not 0.0 <= number <= 100.0:
+        raise _BadValueError("out of range")
+    return number
+
+
+_PARSERS: dict[str, tuple[str, Callable[[str], object]]] = {
+    SKIP: ("skip", _parse_bool),
+    MAX_DELAY: ("max_delay_s", lambda v: _parse_duration(v, positive=False)),
+    DEADLINE: ("deadline", _parse_time),
+    EXPECTED_DURATION: ("expected_duration_s", lambda v: _parse_duration(v, positive=True)),
+    WORKLOAD: ("workload", lambda v: _parse_choice(v, WORKLOADS)),
+    GPU_MODEL: ("gpu_model", lambda v: _parse_pattern(v, _GPU_MODEL_PATTERN)),
+    ZONE: ("zone", lambda v: _parse_pattern(v, _ZONE_PATTERN)),
+    MIN_SAVINGS: ("min_savings_pct", _parse_percent),
+    MODE: ("mode", lambda v: Mode(_parse_choice(v, tuple(Mode)))),
+}
+
+
+def parse_inputs(annotations: Mapping[str, str]) -> ParsedInputs:
+    """The greenlight inputs in ``annotations`` and every error among them (never raises)."""
+    raw = tuple(map(annotations.get, INPUT_KEYS))
+    if _TEXT_OR_NONE.issuperset(map(type, raw)):
+        # Jobs from one template carry the same few input values: parse each combination once
+        # (the result is immutable and depends on nothing but the values).
+        return _parse_input_values(raw)
+    return _parse_input_values.__wrapped__(raw)
+
+
+_TEXT_OR_NONE = frozenset({str, type(None)})
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_input_values(raw: tuple[object, ...]) -> ParsedInputs:
+    """``parse_inputs`` on the values of ``INPUT_KEYS``, in that order (None: not given)."""
+    errors: list[AnnotationError] = []
+    values: dict[str, object] = {}
+    for key, value in zip(INPUT_KEYS, raw, strict=True):
+        if value is None:
+            continue
+        field_name, parser = _PARSERS[key]
+        if not isinstance(value, str):
+            errors.append(AnnotationError(key, repr(value), ACCEPTED[key], "not a string"))
+            continue
+        try:
+            values[field_name] = parser(value)
+        except _BadValueError as e:
+            errors.append(AnnotationError(key, value, ACCEPTED[key], str(e)))
+    return ParsedInputs(Inputs(**values), tuple(errors))  # type: ignore[arg-type]
+
+
+def unknown_keys(annotations: Mapping[str, str]) -> list[str]:
+    """greenlight keys that are neither inputs nor greenlight's outputs (typos, mostly)."""
+    known = set(INPUT_KEYS) | set(WEBHOOK_OUTPUT_KEYS) | set(RECONCILER_OUTPUT_KEYS)
+    return sorted(k for k in annotations if k.startswith(PREFIX) and k not in known)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339, UTC, whole seconds: the form every greenlight time annotation uses."""
+    if moment.tzinfo is None:  # local time: depends on the process's zone
+        return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    # Formatted once per second: every decision made in the same second writes the same
+    # admission time, and a memoised plan's times come back in each decision that shares it.
+    return _format_epoch_second((moment - _EPOCH) // _SECOND)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+
+
+@functools.lru_cache(maxsize=256)
+def _format_epoch_second(second: int) -> str:
+    return (_EPOCH + timedelta(seconds=second)).isoformat().replace("+00:00", "Z")
+
+
+def format_number(value: float, digits: int = 1) -> str:
+    """A fixed-point number, never "-0.0"."""
+    rounded = round(value, digits)
+    return f"{rounded + 0.0 if rounded else 0.0:.{digits}f}"

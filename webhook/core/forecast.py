@@ -1,0 +1,392 @@
+"""Forecasts greenlight makes itself: from recorded history alone, and corrections of a
+provider's forecast by its most recent observed error.
+
+Both exploit the same fact about grid carbon intensity: it has a strong daily (and weaker
+weekly) shape, and deviations from that shape — and a provider forecast's errors — are strongly
+autocorrelated hour to hour (lag-1 about 0.8-0.9), so the latest observation says a lot about
+the next few hours and little about tomorrow.
+
+- ``history_forecast``: a recency-weighted hour-of-day profile, blended with an hour-of-week
+  profile where enough weeks exist, plus the latest observed deviation from that profile
+  decaying at the rate the history itself shows (its lag-1 autocorrelation).
+- ``correct_forecast``: the provider's forecast plus its latest observed error, decaying the
+  same way (the error's own autocorrelation, estimated from recent errors).
+- ``forecast_error_pct``: the recent relative error of a forecast, used by the planner to
+  require a predicted saving larger than the forecast's own uncertainty.
+
+All times are UTC epoch seconds; the forecasts are hourly ``StepSeries``. An "observed" step is
+one whose start is at or before ``now`` (what a provider's ``latest`` endpoint reports).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from webhook.core.series import FloatArray, IntArray, StepSeries
+
+HOUR_S = 3600
+DAY_HOURS = 24
+WEEK_HOURS = 168
+
+
+@dataclass(frozen=True)
+class ForecastUncertainty:
+    """Relative error of a forecast: ``error_pct`` at long lead times, shrinking toward zero
+    for the next hours as ``error_pct x sqrt(1 - decay^(2 x lead_h))`` — the error of an AR(1)
+    process corrected by its latest observed value."""
+
+    error_pct: float
+    decay_per_hour: float = 0.0
+    by_lead_pct: tuple[float, ...] = ()
+    """Measured error (%) at leads 0, 1, 2, ... hours where known; it takes precedence over
+    the AR(1) curve (beyond the table, its last value holds)."""
+
+    def at_lead(self, lead_s: float) -> float:
+        lead_h = max(lead_s, 0.0) / 3600.0
+        if self.by_lead_pct:
+            return self.by_lead_pct[min(math.ceil(lead_h), len(self.by_lead_pct) - 1)]
+        return self.error_pct * math.sqrt(max(1.0 - self.decay_per_hour ** (2.0 * lead_h), 0.0))
+
+
+EXACT = ForecastUncertainty(0.0)
+"""A forecast known to be right (the oracle, tests)."""
+
+
+@dataclass(frozen=True)
+class HistoryForecastConfig:
+    """Tuning of the history-only forecaster (defaults measured in docs/benchmarks.md)."""
+
+    lookback_days: int = 28
+    """History used; older data carries almost no weight at the default half-lives."""
+    daily_half_life_days: float = 3.0
+    """Recency weighting of the hour-of-day profile: a day this old counts half."""
+    weekly_half_life_weeks: float = 2.0
+    """Recency weighting of the hour-of-week profile."""
+    weekly_blend: float = 0.3
+    """Weight of the hour-of-week profile once at least two weeks of history exist."""
+    min_anchor_decay: float = 0.0
+    max_anchor_decay: float = 0.98
+    """Bounds on the per-hour decay of the latest deviation (its lag-1 autocorrelation)."""
+
+
+def hourly_means(series: StepSeries, start: int, end: int) -> tuple[IntArray, FloatArray]:
+    """Hour-aligned steps in ``[start, end)`` and the series' mean over each (any resolution)."""
+    first = -(-max(start, series.start) // HOUR_S) * HOUR_S
+    last = min(end, series.end) // HOUR_S * HOUR_S
+    if last <= first:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    hours = np.arange(first, last, HOUR_S, dtype=np.int64)
+    return hours, series.integral(hours, hours + HOUR_S) / HOUR_S
+
+
+def _lag1(residuals: FloatArray) -> float:
+    if residuals.size < 3:
+        return 0.0
+    head, tail = residuals[:-1], residuals[1:]
+    denominator = float(np.sqrt(np.dot(head, head) * np.dot(tail, tail)))
+    return float(np.dot(head, tail) / denominator) if denominator > 0 else 0.0
+
+
+def _autocorrelation(errors: FloatArray, max_lag: int, default_decay: float) -> FloatArray:
+    """Autocorrelation of ``errors`` at lags 0..max_lag, clipped to [0, 1].
+
+    It weights the latest error at each lead: the best linear predictor of a stationary error
+    from its latest value. Unlike a fixed AR(1) decay it follows the error's real structure,
+    e.g. day-ahead forecasts whose errors are correlated within one issuance and not across
+    issuances. With less than a day of errors, ``default_decay ** lag``."""
+    lags = np.arange(max_lag + 1)
+    if errors.size < DAY_HOURS:
+        return np.power(default_decay, lags)
+    # Uncentred (about zero, not the mean): a persistent bias is an error that persists.
+    denominator = float(np.dot(errors, errors))
+    rho = np.zeros(max_lag + 1)
+    rho[0] = 1.0
+    if denominator <= 0:
+        return rho
+    for lag in range(1, min(max_lag, errors.size - 1) + 1):
+        rho[lag] = float(np.dot(errors[:-lag], errors[lag:])) / denominator
+    return np.clip(rho, 0.0, 1.0)
+
+
+def _weighted_profile(
+    values: FloatArray, bins: IntArray, ages_h: FloatArray, half_life_h: float, size: int
+) -> tuple[FloatArray, FloatArray]:
+    weights = np.power(0.5, ages_h / half_life_h)
+    total = np.bincount(bins, weights=weights * values, minlength=size)
+    weight = np.bincount(bins, weights=weights, minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        profile: FloatArray = np.where(
+            weight > 0, total / np.where(weight > 0, weight, 1.0), np.nan
+        )
+    return profile, weight.astype(np.float64)
+
+
+@dataclass(frozen=True)
+class HistoryForecast:
+    """A history-only forecast and how far it is to be trusted."""
+
+    series: StepSeries
+    error_pct: float
+    """RMS relative deviation (%) of recent history from the profile: the error at long leads."""
+    decay_per_hour: float
+    """Lag-1 autocorrelation of those deviations: how fast the latest one fades."""
+
+    @property
+    def uncertainty(self) -> ForecastUncertainty:
+        return ForecastUncertainty(self.error_pct, self.decay_per_hour)
+
+
+def history_forecast(
+    history: StepSeries,
+    now: int,
+    horizon_s: int,
+    config: HistoryForecastConfig | None = None,
+) -> HistoryForecast:
+    """An hourly forecast for ``[hour of now, now + horizon_s)`` from observations up to ``now``.
+
+    The hour containing ``now`` is taken as observed when the history has it (a provider's
+    ``latest``). Raises ``ValueError`` when the history holds no whole hour before ``now``.
+    """
+    config = config or HistoryForecastConfig()
+    current_hour = now // HOUR_S * HOUR_S
+    hours, values = hourly_means(
+        history, current_hour - config.lookback_days * DAY_HOURS * HOUR_S, current_hour + HOUR_S
+    )
+    if hours.size == 0:
+        raise ValueError("no recorded history before now: cannot forecast from history")
+    last_hour = int(hours[-1])
+    index = hours // HOUR_S
+    ages_h = (last_hour - hours) / HOUR_S
+
+    # The profiles are built from data at least a day old, so every hour-of-day bin has the same
+    # vintage: otherwise the bins just observed today lean toward today's level while the next
+    # hours' bins still hold yesterday's, and the forecast jumps at the current hour.
+    profiled = ages_h >= DAY_HOURS if hours.size > 2 * DAY_HOURS else np.ones(hours.size, bool)
+    daily, _ = _weighted_profile(
+        values[profiled],
+        index[profiled] % DAY_HOURS,
+        ages_h[profiled],
+        config.daily_half_life_days * DAY_HOURS,
+        DAY_HOURS,
+    )
+    daily = np.where(np.isnan(daily), float(np.mean(values)), daily)
+    weekly_weight = config.weekly_blend if hours.size >= 2 * WEEK_HOURS else 0.0
+    # Hour-of-week bins are counted from the epoch: any fixed origin works for a 168 h cycle.
+    weekly, _ = _weighted_profile(
+        values[profiled],
+        index[profiled] % WEEK_HOURS,
+        ages_h[profiled],
+        config.weekly_half_life_weeks * WEEK_HOURS,
+        WEEK_HOURS,
+    )
+
+    def profile_at(hour_index: IntArray) -> FloatArray:
+        base = daily[hour_index % DAY_HOURS]
+        if weekly_weight == 0.0:
+            return base
+        week = weekly[hour_index % WEEK_HOURS]
+        return np.where(np.isnan(week), base, (1 - weekly_weight) * base + weekly_weight * week)
+
+    residuals = values - profile_at(index)
+    recent = residuals[-14 * DAY_HOURS :]
+    decay = float(np.clip(_lag1(recent), config.min_anchor_decay, config.max_anchor_decay))
+    scale = np.maximum(np.abs(values[-recent.size :]), 1.0)
+    error_pct = float(100.0 * np.sqrt(np.mean((recent / scale) ** 2)))
+    target_hours = np.arange(
+        last_hour + HOUR_S, max(now + horizon_s, last_hour + HOUR_S + 1), HOUR_S, dtype=np.int64
+    )
+    leads = (target_hours - last_hour) // HOUR_S
+    forecast = profile_at(target_hours // HOUR_S) + residuals[-1] * np.power(decay, leads)
+    times = np.concatenate(([last_hour], target_hours))
+    values_out = np.concatenate(([values[-1]], forecast))
+    series = StepSeries(times, values_out, int(times[-1] + HOUR_S))
+    return HistoryForecast(series, error_pct, decay)
+
+
+@dataclass(frozen=True)
+class ForecastCorrection:
+    """How a provider forecast was corrected: the error it started from and its decay."""
+
+    series: StepSeries
+    latest_error_g_per_kwh: float
+    decay_per_hour: float
+    observed_until: int
+    error_pct: float | None = None
+    """The provider forecast's recent RMS relative error (%), where a day of overlap exists."""
+    error_by_lead_pct: tuple[float, ...] = ()
+    """The corrected forecast's own error (%) at leads 0, 1, 2, ... h, where it was learned."""
+
+    @property
+    def uncertainty(self) -> ForecastUncertainty | None:
+        if self.error_pct is None:
+            return None
+        return ForecastUncertainty(self.error_pct, self.decay_per_hour, self.error_by_lead_pct)
+
+
+def correct_forecast(
+    forecast: StepSeries,
+    actuals: StepSeries,
+    now: int,
+    *,
+    lookback_h: int = 14 * DAY_HOURS,
+    default_decay: float = 0.85,
+    max_decay: float = 0.98,
+) -> ForecastCorrection:
+    """The forecast for hours after ``now``, shifted by its latest observed error weighted at
+    each lead by the errors' own autocorrelation at that lag (from the last ``lookback_h``
+    hours; ``default_decay`` per hour with less than a day of overlap); the observed hour
+    carries its actual value. ``decay_per_hour`` reports the lag-1 autocorrelation.
+
+    Without an overlap of forecast and actuals the forecast is returned unchanged.
+    """
+    current_hour = now // HOUR_S * HOUR_S
+    start = current_hour - lookback_h * HOUR_S
+    hours, actual = hourly_means(actuals, start, current_hour + HOUR_S)
+    overlap = (hours >= forecast.start) & (hours + HOUR_S <= forecast.end)
+    hours, actual = hours[overlap], actual[overlap]
+    if hours.size == 0:
+        return ForecastCorrection(forecast, 0.0, 0.0, current_hour)
+    predicted = forecast.integral(hours, hours + HOUR_S) / HOUR_S
+    errors = actual - predicted
+    decay = _lag1(errors) if errors.size >= 24 else default_decay
+    decay = float(np.clip(decay, 0.0, max_decay))
+    last_hour = int(hours[-1])
+    future_hours, future = hourly_means(forecast, last_hour + HOUR_S, forecast.end)
+    leads = (future_hours - last_hour) // HOUR_S
+    # The latest error, weighted per lead by the errors' autocorrelation; where enough past
+    # hours exist for a lead, the learned nowcast replaces it.
+    corrected = (
+        future
+        + errors[-1] * _autocorrelation(errors, int(leads.max(initial=0)), default_decay)[leads]
+    )
+    corrected, error_by_lead = _learned_nowcast(
+        hours, actual, predicted, future, leads, fallback=corrected
+    )
+    return ForecastCorrection(
+        _shifted_by_hour(forecast, last_hour, float(actual[-1]), corrected - future),
+        float(errors[-1]),
+        decay,
+        last_hour,
+        error_pct=_rms_relative_pct(errors[-7 * DAY_HOURS :], actual[-7 * DAY_HOURS :]),
+        error_by_lead_pct=error_by_lead,
+    )
+
+
+def _shifted_by_hour(
+    forecast: StepSeries, observed_hour: int, observed: float, offsets: FloatArray
+) -> StepSeries:
+    """The observed hour at its actual value, then ``forecast`` at its own resolution, each
+    whole hour after it shifted by its correction (a half-hourly or 5-minute forecast keeps its
+    shape; a trailing partial hour keeps the last correction)."""
+    start = observed_hour + HOUR_S
+    if forecast.end <= start:
+        return StepSeries(np.array([observed_hour]), np.array([observed]), start)
+    rest = forecast.window(start, forecast.end)
+    times = np.maximum(rest.times, start)
+    hour_index = np.minimum((times - start) // HOUR_S, max(offsets.size - 1, 0))
+    shifted = rest.values + (offsets[hour_index] if offsets.size else 0.0)
+    return StepSeries(
+        np.concatenate(([observed_hour], times)),
+        np.concatenate(([observed], shifted)),
+        rest.end,
+    )
+
+
+NOWCAST_MIN_SAMPLES = 48
+"""Past (hour, lead) pairs needed before a lead's nowcast is learned rather than assumed."""
+
+
+def _learned_nowcast(
+    hours: IntArray,
+    actual: FloatArray,
+    predicted: FloatArray,
+    future: FloatArray,
+    leads: IntArray,
+    *,
+    fallback: FloatArray,
+    ridge: float = 1e-3,
+) -> tuple[FloatArray, tuple[float, ...]]:
+    """For each lead L, learn from the recent hours how the actual intensity moves over L
+    hours compared with what the forecast says, and apply it from now.
+
+    Ridge least squares of ``A(t+L) - A(t)`` on the forecast's change ``F(t+L) - F(t)``, the
+    latest two errors ``e(t)``, ``e(t-1)``, the latest actual step ``A(t) - A(t-1)``, a
+    constant, and ``e(t)`` once more for targets in the same UTC day as ``t`` (day-ahead
+    forecasts are issued per day: their errors persist within an issuance, not across). The
+    fit is shrunk toward "the forecast's change", i.e. the latest error carried unchanged.
+    Leads with fewer than ``NOWCAST_MIN_SAMPLES`` past pairs keep their ``fallback`` value.
+
+    Also returns the fit's RMS error relative to the mean level (%) at leads 0, 1, 2, ... h
+    for the consecutive leads it learned (empty when none): the nowcast's own uncertainty.
+    """
+    errors = actual - predicted
+    day = hours // 86400
+    scale = max(float(np.std(actual)), 1.0)
+    prior = np.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    identity = np.eye(prior.size)
+    last = actual.size - 1
+    target_days = (hours[-1] + leads * HOUR_S) // 86400
+
+    def features(origin: IntArray, forecast_change: FloatArray, same_day: FloatArray) -> FloatArray:
+        return np.column_stack(
+            (
+                forecast_change,
+                errors[origin],
+                errors[origin - 1],
+                actual[origin] - actual[origin - 1],
+                np.full(origin.size, scale),
+                errors[origin] * same_day,
+            )
+        )
+
+    out = fallback.copy()
+    level = max(float(np.mean(np.abs(actual))), 1.0)
+    error_by_lead: list[float] = [0.0]
+    for index, lead in enumerate(leads.tolist()):
+        origin = np.arange(1, actual.size - lead)
+        if origin.size < NOWCAST_MIN_SAMPLES:
+            continue
+        x = features(
+            origin,
+            predicted[origin + lead] - predicted[origin],
+            (day[origin + lead] == day[origin]).astype(np.float64),
+        )
+        y = actual[origin + lead] - actual[origin]
+        gram = x.T @ x + ridge * origin.size * scale * scale * identity
+        coefficients = prior + np.linalg.solve(gram, x.T @ (y - x @ prior))
+        if lead == len(error_by_lead):
+            residual = y - x @ coefficients
+            error_by_lead.append(100.0 * float(np.sqrt(np.mean(residual * residual))) / level)
+        now = features(
+            np.array([last]),
+            np.array([future[index] - predicted[last]]),
+            np.array([float(target_days[index] == day[last])]),
+        )[0]
+        out[index] = actual[last] + float(now @ coefficients)
+    return out, tuple(error_by_lead) if len(error_by_lead) > 1 else ()
+
+
+def forecast_error_pct(
+    forecast: StepSeries, actuals: StepSeries, now: int, *, lookback_h: int = 7 * DAY_HOURS
+) -> float | None:
+    """Root-mean-square relative error (%) of ``forecast`` against the actuals over the last
+    ``lookback_h`` observed hours; ``None`` without enough overlap (fewer than 24 hours)."""
+    current_hour = now // HOUR_S * HOUR_S
+    hours, actual = hourly_means(actuals, current_hour - lookback_h * HOUR_S, current_hour)
+    overlap = (hours >= forecast.start) & (hours + HOUR_S <= forecast.end)
+    hours, actual = hours[overlap], actual[overlap]
+    if hours.size < 24:
+        return None
+    predicted = forecast.integral(hours, hours + HOUR_S) / HOUR_S
+    return _rms_relative_pct(actual - predicted, actual)
+
+
+def _rms_relative_pct(errors: FloatArray, actual: FloatArray) -> float | None:
+    """RMS of errors relative to the actual values (%), None with less than a day of them."""
+    if errors.size < DAY_HOURS:
+        return None
+    scale = np.maximum(np.abs(actual), 1.0)
+    return float(100.0 * np.sqrt(np.mean((errors / scale) ** 2)))

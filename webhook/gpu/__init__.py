@@ -1,0 +1,1 @@
+"""NVIDIA GPUs through NVML: the only package that imports ``pynvml``."""

@@ -1,0 +1,1 @@
+"""Prometheus metrics and log configuration, shared by the webhook and the reconciler."""
