@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from webhook.cli.main import configure_logging
+from webhook.telemetry.logs import configure_logging
 
 QUIET = ("httpx", "httpcore", "kubernetes", "urllib3", "matplotlib")
 

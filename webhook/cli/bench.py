@@ -157,9 +157,9 @@ def serve_for_bench(port: int, cert_dir: Path) -> None:
 
     from webhook.admission.review import AdmissionRequest, AdmissionResponse
     from webhook.admission.server import admission_route, create_app, https_server
-    from webhook.cli.main import configure_logging
     from webhook.cli.serve import load_tls
     from webhook.config.settings import ServerSettings, load_settings
+    from webhook.telemetry.logs import configure_logging
 
     # Decisions are logged exactly as in production (one line each), to a sink nobody reads.
     configure_logging(logging.INFO)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Protocol
 
 from webhook import __version__
+from webhook.telemetry.logs import configure_logging
 
 
 class Command(Protocol):
@@ -58,24 +58,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except ModuleNotFoundError as e:
+        missing = _missing_extra(e.name or "")
+        if missing is None:
+            raise
+        print(f"greenlight {args.command}: {missing}", file=sys.stderr)
+        return 2
     return code
 
 
-def configure_logging(level: int | str) -> None:
-    """One line per record on stderr with a timestamp. Records skip what the format never
-    shows — the caller's frame, thread, process and task names — as the logging HOWTO's
-    "Optimization" section suggests: the webhook logs one line per admission decision."""
-    logging._srcfile = None  # the documented switch for "no caller lookup"
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-    if hasattr(logging, "logAsyncioTasks"):  # Python >= 3.12
-        logging.logAsyncioTasks = False
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("httpx", "httpcore", "kubernetes", "urllib3", "matplotlib"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+EXTRAS: dict[str, str] = {"matplotlib": "sim", "rich": "sim"}
+"""Third-party packages of the optional extras (pyproject.toml), by the extra that brings them."""
+
+
+def _missing_extra(module: str) -> str | None:
+    """What to install for a command whose optional part is missing; None for anything else."""
+    top = module.partition(".")[0]
+    if top in EXTRAS:
+        extra = EXTRAS[top]
+        return (
+            f"needs {top}, from greenlight's optional '{extra}' extra: "
+            f"pip install 'greenlight[{extra}]'"
+        )
+    if module.startswith("webhook.devtools"):
+        return (
+            "is a development tool, not installed in the runtime image: run it from a source "
+            "checkout (make venv, then .venv/bin/greenlight)"
+        )
+    return None
