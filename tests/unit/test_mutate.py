@@ -9,12 +9,12 @@ from reviews import body, job, review
 
 from webhook.admission.mutate import Admission, Judgement, MutationContext, judge
 from webhook.admission.review import AdmissionRequest, apply_patch, decode_review
-from webhook.carbon.source import ForecastResult
 from webhook.config.settings import Settings, WebhookSettings
 from webhook.core import annotations as keys
 from webhook.core.annotations import Inputs, Mode
 from webhook.core.cost import FlatPrice
 from webhook.core.energy import load_catalog
+from webhook.core.forecast import ForecastResult
 from webhook.core.series import StepSeries, to_epoch
 from webhook.telemetry.metrics import Metrics
 

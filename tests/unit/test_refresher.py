@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from webhook.carbon.refresher import Refresher, WarmForecasts
-from webhook.carbon.source import ForecastResult
+from webhook.core.forecast import ForecastResult
 from webhook.core.series import StepSeries
 from webhook.telemetry.metrics import Metrics
 

@@ -16,9 +16,9 @@ from webhook.admission import certs
 from webhook.admission.review import MAX_BODY_BYTES
 from webhook.admission.server import create_app
 from webhook.admission.tls import ReloadingTLS
-from webhook.carbon.source import ForecastResult
 from webhook.config.settings import Settings
 from webhook.core import annotations as keys
+from webhook.core.forecast import ForecastResult
 from webhook.telemetry.metrics import Metrics
 
 

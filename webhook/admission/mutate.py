@@ -20,12 +20,11 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from webhook.admission.classify import Skip, never_defer, no_room, owned_by_cronjob
 from webhook.admission.review import AdmissionRequest, AdmissionResponse, diff_patch
 from webhook.admission.validate import validate
-from webhook.carbon.source import ForecastResult
 from webhook.config.settings import Settings
 from webhook.core import annotations as keys
 from webhook.core.annotations import Decision, Inputs, Mode, format_number, format_time
@@ -39,7 +38,7 @@ from webhook.core.energy import (
     estimate_energy,
 )
 from webhook.core.energy import parse_workload as energy_workload
-from webhook.core.forecast import ForecastUncertainty
+from webhook.core.forecast import ForecastResult, ForecastSnapshots, ForecastUncertainty
 from webhook.core.planner import Plan, PlannerSettings, PlanRequest, latest_start, plan
 from webhook.core.resources import JobResources, JobSpecError
 from webhook.core.series import StepSeries, to_epoch
@@ -48,12 +47,6 @@ from webhook.workloads.base import suspend_diff
 from webhook.workloads.job import JOB
 
 log = logging.getLogger(__name__)
-
-
-class Snapshots(Protocol):
-    """Forecasts held in memory (``ForecastSource.snapshot``): never I/O."""
-
-    def snapshot(self, zone: str, now: float | None = None) -> ForecastResult: ...
 
 
 class DecisionMemo:
@@ -198,7 +191,7 @@ class MutationContext:
     settings: Settings
     catalog: GpuCatalog
     prices: PriceModel | None
-    forecasts: Snapshots
+    forecasts: ForecastSnapshots
     namespace_defaults: Callable[[str], Inputs]
     want_zone: Callable[[str], None] = lambda zone: None
     memo: DecisionMemo = dataclasses.field(default_factory=DecisionMemo)

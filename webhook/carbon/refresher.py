@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from webhook.carbon.source import ForecastResult
+from webhook.core.forecast import ForecastResult, ForecastSnapshots
 from webhook.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -25,12 +25,10 @@ INTENSITY_AHEAD_H = (0, 1, 3, 6, 12, 24)
 """Hours ahead at which ``greenlight_intensity_g_per_kwh`` shows each zone's forecast."""
 
 
-class Refreshable(Protocol):
+class Refreshable(ForecastSnapshots, Protocol):
     """A forecast source (``ForecastSource``): ``refresh`` does I/O, ``snapshot`` reads memory."""
 
     async def refresh(self, zone: str) -> object: ...
-
-    def snapshot(self, zone: str, now: float | None = None) -> ForecastResult: ...
 
 
 class Refresher:
@@ -121,18 +119,27 @@ class WarmForecasts:
     milliseconds, is memoised by the source per data and hour); on the request path a snapshot
     is computed once per zone per ``memo_s`` and dropped as soon as the zone is refreshed.
     The cost: the data age reported can lag by up to ``memo_s``.
+
+    It also knows which zones have been refreshed at least once (``ready``): until then a
+    missing forecast means "not loaded yet", not "provider down".
     """
 
     def __init__(self, source: Refreshable, *, memo_s: float = 10.0) -> None:
         self._source = source
         self._memo_s = memo_s
         self._memo: dict[str, tuple[float, ForecastResult]] = {}
+        self._attempted: set[str] = set()
 
     async def refresh(self, zone: str) -> object:
         try:
             return await self._source.refresh(zone)
         finally:
             self._memo.pop(zone, None)
+            self._attempted.add(zone)
+
+    def ready(self, zone: str) -> bool:
+        """True once a refresh of ``zone`` has finished, whatever its outcome."""
+        return zone in self._attempted
 
     def snapshot(self, zone: str, now: float | None = None) -> ForecastResult:
         at = time.time() if now is None else now

@@ -25,14 +25,19 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from webhook.carbon.base import IntensityData, Provider, ProviderError
 from webhook.carbon.cache import AsyncTtlCache, Cached, CacheSettings
-from webhook.core.forecast import ForecastUncertainty, correct_forecast, history_forecast
+from webhook.core.forecast import (
+    ForecastResult,
+    Prediction,
+    SourceKind,
+    correct_forecast,
+    history_forecast,
+)
 from webhook.core.series import StepSeries
 
 logger = logging.getLogger(__name__)
@@ -43,9 +48,6 @@ RECENT_HISTORY_S = 24 * HOUR_S
 HISTORY_GAP_S = 2 * HOUR_S
 """Observed data older than this at a refresh is back-filled from the history endpoint."""
 
-SourceKind = Literal["provider", "stale-cache", "history", "none"]
-Prediction = tuple[StepSeries, ForecastUncertainty | None]
-"""A forecast series and, where it can be measured, how far to trust it."""
 HistoryForecaster = Callable[[StepSeries, int, int], Prediction]
 Corrector = Callable[[StepSeries, StepSeries, int], Prediction]
 
@@ -74,29 +76,6 @@ class ForecastSettings(BaseModel):
     correct_with_actuals: bool = Field(
         True, description="Correct provider forecasts by their latest observed error."
     )
-
-
-@dataclass(frozen=True)
-class ForecastResult:
-    """The forecast a decision uses, where it came from, and why it is not fresher.
-
-    ``series`` is in gCO2eq/kWh (``None`` only for ``source == "none"``); ``age_s`` is the age
-    of the newest information behind it (forecast issue time, or last observation).
-    """
-
-    zone: str
-    provider: str
-    source: SourceKind
-    series: StepSeries | None
-    age_s: float | None
-    estimated: bool
-    reason: str | None
-    uncertainty: ForecastUncertainty | None = None
-    """Measured relative error of ``series`` (None: unknown, the planner assumes its default)."""
-
-    @property
-    def has_data(self) -> bool:
-        return self.series is not None
 
 
 def _from_history(history: StepSeries, now: int, horizon_s: int) -> Prediction:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -390,3 +391,42 @@ def _rms_relative_pct(errors: FloatArray, actual: FloatArray) -> float | None:
         return None
     scale = np.maximum(np.abs(actual), 1.0)
     return float(100.0 * np.sqrt(np.mean((errors / scale) ** 2)))
+
+
+# --- The one forecast type decisions read -------------------------------------------------
+
+SourceKind = Literal["provider", "stale-cache", "history", "none"]
+"""Where a forecast came from (``webhook.carbon.source`` documents the chain)."""
+Prediction = tuple[StepSeries, ForecastUncertainty | None]
+"""A forecast series and, where it can be measured, how far to trust it."""
+
+
+@dataclass(frozen=True)
+class ForecastResult:
+    """The forecast a decision uses, where it came from, and why it is not fresher.
+
+    ``series`` is in gCO2eq/kWh (``None`` only for ``source == "none"``); ``age_s`` is the age
+    of the newest information behind it (forecast issue time, or last observation).
+    """
+
+    zone: str
+    provider: str
+    source: SourceKind
+    series: StepSeries | None
+    age_s: float | None
+    estimated: bool
+    reason: str | None
+    uncertainty: ForecastUncertainty | None = None
+    """Measured relative error of ``series`` (None: unknown, the planner assumes its default)."""
+
+    @property
+    def has_data(self) -> bool:
+        return self.series is not None
+
+
+class ForecastSnapshots(Protocol):
+    """Forecasts held in memory, per zone: what the webhook and the reconciler plan on.
+    ``snapshot`` never does I/O (``webhook.carbon.source.ForecastSource`` and its memo
+    ``webhook.carbon.refresher.WarmForecasts`` implement it)."""
+
+    def snapshot(self, zone: str, now: float | None = None) -> ForecastResult: ...

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from webhook.carbon.source import ForecastResult
 from webhook.config.reconciler import ReconcilerSettings
 from webhook.core.cost import PriceModel
+from webhook.core.forecast import ForecastResult, ForecastSnapshots
 from webhook.core.planner import PlannerSettings
 from webhook.core.series import StepSeries, from_epoch
 from webhook.reconciler import events as job_events
@@ -99,12 +99,6 @@ class ReconcilerAPI(JobSource, Protocol):
     def create_config_map(self, namespace: str, config_map: dict[str, Any]) -> None: ...
 
     def replace_config_map(self, namespace: str, name: str, config_map: dict[str, Any]) -> None: ...
-
-
-class Forecasts(Protocol):
-    """Forecasts in memory, per zone (``ForecastSource`` / ``WarmForecasts``)."""
-
-    def snapshot(self, zone: str, now: float | None = None) -> ForecastResult: ...
 
 
 def default_identity() -> str:
@@ -185,7 +179,7 @@ class Reconciler:
         metrics: ReconcilerMetrics,
         planner: PlannerSettings | None = None,
         forecast_max_age_s: float = 6 * 3600.0,
-        forecasts: Forecasts | None = None,
+        forecasts: ForecastSnapshots | None = None,
         forecast_ready: Callable[[str], bool] = lambda zone: True,
         history: IntensityHistory | None = None,
         prices: PriceModel | None = None,

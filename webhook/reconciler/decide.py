@@ -26,12 +26,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from webhook.carbon.source import ForecastResult
 from webhook.config.reconciler import ReconcilerSettings
 from webhook.core import annotations as keys
 from webhook.core.annotations import Decision, format_number, format_time
 from webhook.core.cost import PriceModel
-from webhook.core.forecast import ForecastUncertainty
+from webhook.core.forecast import ForecastResult, ForecastUncertainty
 from webhook.core.planner import PlannerSettings, PlanRequest, Replan, replan
 from webhook.core.series import StepSeries
 from webhook.reconciler.accounting import Accounting, AccountingError, account

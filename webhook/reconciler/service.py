@@ -15,7 +15,7 @@ import logging
 
 from webhook.carbon.refresher import Refresher, WarmForecasts
 from webhook.carbon.registry import build_provider
-from webhook.carbon.source import ForecastResult, ForecastSource
+from webhook.carbon.source import ForecastSource
 from webhook.config.settings import Settings
 from webhook.core.cost import build_price_model
 from webhook.reconciler.controller import Reconciler, ReconcilerAPI
@@ -23,27 +23,6 @@ from webhook.reconciler.history import IntensityHistory, RecordingProvider
 from webhook.telemetry.metrics import Metrics, ReconcilerMetrics
 
 log = logging.getLogger(__name__)
-
-
-class AttemptedForecasts:
-    """Forecast snapshots that also know which zones have been refreshed at least once (until
-    then a missing forecast means "not loaded yet", not "provider down")."""
-
-    def __init__(self, inner: WarmForecasts) -> None:
-        self._inner = inner
-        self._attempted: set[str] = set()
-
-    async def refresh(self, zone: str) -> object:
-        try:
-            return await self._inner.refresh(zone)
-        finally:
-            self._attempted.add(zone)
-
-    def snapshot(self, zone: str, now: float | None = None) -> ForecastResult:
-        return self._inner.snapshot(zone, now)
-
-    def ready(self, zone: str) -> bool:
-        return zone in self._attempted
 
 
 class ReconcilerService:
@@ -72,7 +51,7 @@ class ReconcilerService:
         self.source = ForecastSource(
             provider, cache=settings.providers.cache, settings=settings.providers.forecast
         )
-        self.forecasts = AttemptedForecasts(WarmForecasts(self.source))
+        self.forecasts = WarmForecasts(self.source)
         self.refresher = Refresher(
             self.forecasts,
             [],

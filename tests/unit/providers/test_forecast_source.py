@@ -17,10 +17,10 @@ from webhook.carbon.http import HttpSettings
 from webhook.carbon.source import (
     ForecastSettings,
     ForecastSource,
-    SourceKind,
     choose_forecast,
     merge_observed,
 )
+from webhook.core.forecast import SourceKind
 from webhook.core.series import StepSeries, from_epoch
 
 HOUR = 3600

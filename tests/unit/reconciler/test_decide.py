@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from builders import T0, at, deferred_job, finished
 
-from webhook.carbon.source import ForecastResult
 from webhook.config.reconciler import ReconcilerSettings
 from webhook.core import annotations as keys
+from webhook.core.forecast import ForecastResult
 from webhook.core.series import StepSeries, to_epoch
 from webhook.reconciler.decide import (
     Account,
