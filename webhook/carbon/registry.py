@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 
@@ -19,6 +20,49 @@ from webhook.carbon.ukci import UkCarbonIntensityProvider
 from webhook.carbon.watttime import WattTimeProvider
 
 
+@dataclass(frozen=True)
+class Wiring:
+    """What a provider's factory gets besides its own settings section (tests inject these)."""
+
+    settings: ProviderSettings
+    transport: httpx.AsyncBaseTransport | None
+    sleep: Sleep
+    clock: Callable[[], float]
+
+
+PROVIDERS: dict[ProviderName, Callable[[Wiring], Provider]] = {
+    "replay": lambda w: ReplayProvider.from_settings(w.settings.replay, clock=w.clock),
+    "electricitymaps": lambda w: ElectricityMapsProvider(
+        w.settings.electricitymaps,
+        w.settings.http,
+        transport=w.transport,
+        sleep=w.sleep,
+        clock=w.clock,
+    ),
+    "watttime": lambda w: WattTimeProvider(
+        w.settings.watttime,
+        w.settings.http,
+        transport=w.transport,
+        sleep=w.sleep,
+        clock=w.clock,
+    ),
+    "ukci": lambda w: UkCarbonIntensityProvider(
+        w.settings.ukci, w.settings.http, transport=w.transport, sleep=w.sleep, clock=w.clock
+    ),
+    "carbonaware": lambda w: CarbonAwareProvider(
+        w.settings.carbonaware,
+        w.settings.http,
+        transport=w.transport,
+        sleep=w.sleep,
+        clock=w.clock,
+    ),
+}
+"""Every provider, by the name ``GREENLIGHT_PROVIDER`` selects: the one place a provider is
+registered. Adding one: its module, a line here, its name in ``base.ProviderName`` and its
+settings section in ``config.ProviderSettings`` (typed, so the chart's schema and docs know
+it); tests check the three agree."""
+
+
 def build_provider(
     settings: ProviderSettings,
     name: ProviderName | None = None,
@@ -29,25 +73,8 @@ def build_provider(
 ) -> Provider:
     """The provider ``name`` (default: ``settings.provider``). Raises ``ProviderConfigError``
     when it lacks what it needs (a key, a readable replay file)."""
-    chosen = name or settings.provider
-    http = settings.http
-    if chosen == "replay":
-        return ReplayProvider.from_settings(settings.replay, clock=clock)
-    if chosen == "electricitymaps":
-        return ElectricityMapsProvider(
-            settings.electricitymaps, http, transport=transport, sleep=sleep, clock=clock
-        )
-    if chosen == "watttime":
-        return WattTimeProvider(
-            settings.watttime, http, transport=transport, sleep=sleep, clock=clock
-        )
-    if chosen == "ukci":
-        return UkCarbonIntensityProvider(
-            settings.ukci, http, transport=transport, sleep=sleep, clock=clock
-        )
-    return CarbonAwareProvider(
-        settings.carbonaware, http, transport=transport, sleep=sleep, clock=clock
-    )
+    factory = PROVIDERS[name or settings.provider]
+    return factory(Wiring(settings, transport, sleep, clock))
 
 
 def build_forecast_source(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from webhook.carbon.base import PROVIDER_NAMES, ProviderConfigError, ProviderName
 from webhook.carbon.config import ProviderSettings, load_provider_settings
-from webhook.carbon.registry import build_forecast_source, build_provider
+from webhook.carbon.registry import PROVIDERS, build_forecast_source, build_provider
 
 
 def test_documented_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,3 +84,9 @@ async def test_the_forecast_source_uses_the_configured_provider() -> None:
     await source.refresh("DE")
     assert source.snapshot("DE").source == "provider"
     await source.aclose()
+
+
+def test_the_registry_the_names_and_the_settings_sections_agree() -> None:
+    assert set(PROVIDERS) == set(PROVIDER_NAMES) == set(get_args(ProviderName))
+    sections = set(ProviderSettings.model_fields)
+    assert set(PROVIDER_NAMES) <= sections, "each provider needs its settings section"
