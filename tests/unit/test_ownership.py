@@ -8,7 +8,8 @@ import pytest
 from reviews import job
 
 from webhook.core import annotations as keys
-from webhook.workloads.ownership import DeferralError, greenlight_owns, read_deferral
+from webhook.core.annotations import DeferralError
+from webhook.workloads.ownership import greenlight_owns, read_deferral
 
 DEFERRED = {
     keys.DECISION: "deferred",

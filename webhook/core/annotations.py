@@ -3,7 +3,8 @@
 Inputs are read from a Job's annotations, with the same keys on a Namespace giving that
 namespace's defaults and settings giving the global ones. Parsing never stops at the first bad
 value: it returns every error (key, value, accepted form) so validation can report them together.
-Outputs are what greenlight writes on each Job it judges; the reconciler reads them back.
+Outputs are what greenlight writes on each Job it judges; :func:`parse_deferral` reads the
+recorded plan back for the reconciler and the report, so writer and readers share one module.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from webhook.core.durations import parse_duration
 from webhook.core.energy import WORKLOADS
@@ -335,3 +337,59 @@ def format_number(value: float, digits: int = 1) -> str:
     """A fixed-point number, never "-0.0"."""
     rounded = round(value, digits)
     return f"{rounded + 0.0 if rounded else 0.0:.{digits}f}"
+
+
+# --- Reading back the recorded plan (the reconciler and the report) -----------------------
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """The plan the webhook recorded on a deferred Job."""
+
+    admitted_at: datetime
+    release_at: datetime
+    release_by: datetime
+    zone: str
+    duration_s: int
+    energy_kwh: float
+    min_saving_pct: float | None = None
+    """The minimum saving the plan used (absent on Jobs deferred before it was recorded)."""
+
+
+class DeferralError(ValueError):
+    """A Job marked deferred whose plan annotations are missing or unreadable."""
+
+
+def parse_deferral(annotations: Mapping[str, Any]) -> Deferral:
+    """The plan the webhook recorded on a deferred workload, read back from its annotations."""
+    try:
+        return Deferral(
+            admitted_at=_time(annotations[ADMITTED_AT]),
+            release_at=_time(annotations[RELEASE_AT]),
+            release_by=_time(annotations[RELEASE_BY]),
+            zone=str(annotations[PLANNED_ZONE]),
+            duration_s=int(annotations[PLANNED_DURATION_S]),
+            energy_kwh=float(annotations[ENERGY_KWH]),
+            min_saving_pct=_percent(annotations.get(PLANNED_MIN_SAVINGS_PCT)),
+        )
+    except (KeyError, ValueError, TypeError) as e:
+        raise DeferralError(f"deferred Job has a missing or bad greenlight annotation: {e}") from e
+
+
+def _percent(value: object) -> float | None:
+    if value is None:
+        return None
+    try:
+        percent = float(str(value))
+    except ValueError:
+        percent = math.nan
+    if not 0.0 <= percent <= 100.0:
+        raise ValueError(f"{PLANNED_MIN_SAVINGS_PCT}={value!r}: expected a number from 0 to 100")
+    return percent
+
+
+def _time(value: object) -> datetime:
+    moment = datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        raise ValueError(f"time {value!r} has no UTC offset")
+    return moment.astimezone(UTC)

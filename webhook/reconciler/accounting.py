@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from webhook.core.annotations import Deferral
 from webhook.core.series import StepSeries, to_epoch
-from webhook.workloads.ownership import Deferral
 
 Basis = Literal["observed", "planned"]
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from webhook.config.reconciler import ReconcilerSettings
 from webhook.core import annotations as keys
-from webhook.core.annotations import Decision, format_number, format_time
+from webhook.core.annotations import Decision, Deferral, DeferralError, format_number, format_time
 from webhook.core.cost import PriceModel
 from webhook.core.forecast import ForecastResult, ForecastUncertainty
 from webhook.core.planner import PlannerSettings, PlanRequest, Replan, replan
@@ -36,7 +36,7 @@ from webhook.core.series import StepSeries
 from webhook.reconciler.accounting import Accounting, AccountingError, account
 from webhook.workloads.base import is_suspended, set_suspend
 from webhook.workloads.job import JOB
-from webhook.workloads.ownership import Deferral, DeferralError, job_annotations, read_deferral
+from webhook.workloads.ownership import job_annotations, read_deferral
 
 
 class ReleaseReason(StrEnum):

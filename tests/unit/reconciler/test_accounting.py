@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from builders import T0, at
 
+from webhook.core.annotations import Deferral
 from webhook.core.series import StepSeries, to_epoch
 from webhook.reconciler.accounting import AccountingError, account
-from webhook.workloads.ownership import Deferral
 
 HOUR = 3600
 PLAN = Deferral(
