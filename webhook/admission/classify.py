@@ -25,6 +25,7 @@ from typing import Any
 from webhook.core.annotations import Inputs
 from webhook.workloads.base import Workload, is_suspended
 from webhook.workloads.job import JOB
+from webhook.workloads.kinds import workload_parent
 
 HELM_HOOK = "helm.sh/hook"
 ARGOCD_HOOK = "argocd.argoproj.io/hook"
@@ -78,6 +79,13 @@ def never_defer(
         return Skip("helm-hook", "Helm hook Jobs run at once: a suspended hook hangs the release")
     if ARGOCD_HOOK in annotations:
         return Skip("argocd-hook", "Argo CD hook Jobs run at once: a suspended hook hangs the sync")
+    parent = workload_parent(job)
+    if parent is not None:
+        return Skip(
+            "owned-by-workload",
+            f"part of {parent.kind} {parent.name}: the {parent.kind} is the gang greenlight "
+            "judges, its children are never held back on their own",
+        )
     if KUEUE_QUEUE_LABEL in labels:
         return Skip("kueue", "Kueue manages this Job's suspension (kueue.x-k8s.io/queue-name)")
     if is_suspended(workload, job):

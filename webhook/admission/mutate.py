@@ -40,7 +40,7 @@ from webhook.core.energy import (
 from webhook.core.energy import parse_workload as energy_workload
 from webhook.core.forecast import ForecastResult, ForecastSnapshots, ForecastUncertainty
 from webhook.core.planner import Plan, PlannerSettings, PlanRequest, latest_start, plan
-from webhook.core.resources import JobResources, JobSpecError
+from webhook.core.resources import JobSpecError, WorkloadResources
 from webhook.core.series import StepSeries, to_epoch
 from webhook.telemetry.metrics import Metrics
 from webhook.workloads.base import suspend_diff
@@ -80,7 +80,7 @@ class DecisionMemo:
 
     def energy(
         self,
-        resources: JobResources,
+        resources: WorkloadResources,
         *,
         duration_s: int,
         workload: str | None,

@@ -33,7 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from webhook.core.datafiles import DataFileError
-from webhook.core.resources import JobResources
+from webhook.core.resources import WorkloadResources
 
 SECONDS_PER_HOUR = 3600.0
 WATTS_PER_KW = 1000.0
@@ -571,7 +571,7 @@ class EnergyInputs:
     @classmethod
     def from_job(
         cls,
-        resources: JobResources,
+        resources: WorkloadResources,
         *,
         duration_s: float,
         workload: Workload | None = None,

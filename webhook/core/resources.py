@@ -108,3 +108,51 @@ class JobResources:
     @property
     def memory_gib(self) -> float:
         return self.memory_bytes / BYTES_PER_GIB
+
+
+@dataclass(frozen=True, slots=True)
+class GangResources:
+    """Resources of a workload whose pods differ by role (a JobSet's replicated Jobs, a
+    PyTorchJob's Master and Workers, a RayJob's head and worker groups): the sum over every
+    role, which all run at once (a gang starts in one window)."""
+
+    roles: tuple[tuple[str, JobResources], ...]
+    """Each role's name (field path) and its resources, in the order of the spec."""
+
+    @property
+    def pods(self) -> int:
+        return sum(part.pods for _, part in self.roles)
+
+    @property
+    def gpu_count(self) -> int:
+        return sum(part.gpu_count for _, part in self.roles)
+
+    @property
+    def cpu_cores(self) -> float:
+        return sum(part.cpu_cores for _, part in self.roles)
+
+    @property
+    def memory_bytes(self) -> int:
+        return sum(part.memory_bytes for _, part in self.roles)
+
+    @property
+    def memory_gib(self) -> float:
+        return self.memory_bytes / BYTES_PER_GIB
+
+    @property
+    def gpu_product(self) -> str | None:
+        """The GPU model of the role with the most GPUs that names one."""
+        named = [part for _, part in self.roles if part.gpu_product and part.gpu_count]
+        return max(named, key=lambda part: part.gpu_count).gpu_product if named else None
+
+    @property
+    def gpu_product_source(self) -> str | None:
+        named = [(role, part) for role, part in self.roles if part.gpu_product and part.gpu_count]
+        if not named:
+            return None
+        role, part = max(named, key=lambda item: item[1].gpu_count)
+        return f"{role}: {part.gpu_product_source}"
+
+
+WorkloadResources = JobResources | GangResources
+"""What every workload kind reduces to for the energy model."""

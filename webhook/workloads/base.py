@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from webhook.core.resources import JobResources
+from webhook.core.resources import WorkloadResources
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +65,7 @@ class Workload(Protocol):
         """Where the object's suspend flag lives (``("spec", "suspend")`` for a Job)."""
         ...
 
-    def resources(self, obj: Mapping[str, Any]) -> JobResources:
+    def resources(self, obj: Mapping[str, Any]) -> WorkloadResources:
         """Pods and GPUs of the whole workload (every replica and role: the energy of the
         gang). Raises ``JobSpecError`` naming a malformed field."""
         ...

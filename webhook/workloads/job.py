@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webhook.core.resources import JobResources, JobSpecError
+from webhook.core.resources import JobResources
 from webhook.workloads.base import GroupVersionKind
-from webhook.workloads.pods import mapping, pod_template_resources
+from webhook.workloads.pods import count, mapping, pod_template_resources
 
 
 class JobWorkload:
@@ -33,31 +33,29 @@ JOB = JobWorkload()
 def job_resources(job: Mapping[str, Any]) -> JobResources:
     """Read a Job (dict) into ``JobResources``; ``JobSpecError`` names any malformed field."""
     root = mapping(job, "job")
-    spec = mapping(root.get("spec"), "spec", required=True)
-    pod = pod_template_resources(spec.get("template"), "spec.template")
+    return job_spec_resources(root.get("spec"), "spec")
+
+
+def job_spec_resources(spec: object, base: str) -> JobResources:
+    """The resources of a ``JobSpec`` at field path ``base`` (``spec`` for a Job; a JobSet's
+    ``spec.replicatedJobs[0].template.spec``)."""
+    spec_map = mapping(spec, base, required=True)
+    pod = pod_template_resources(spec_map.get("template"), f"{base}.template")
     return JobResources(
         gpus_per_pod=pod.gpus,
         cpu_cores_per_pod=pod.cpu_cores,
         memory_bytes_per_pod=pod.memory_bytes,
-        pods=_concurrent_pods(spec),
+        pods=_concurrent_pods(spec_map, base),
         gpu_product=pod.gpu_product,
         gpu_product_source=pod.gpu_product_source,
     )
 
 
-def _concurrent_pods(spec: Mapping[str, Any]) -> int:
-    parallelism = _count(spec.get("parallelism"), "spec.parallelism")
-    completions = _count(spec.get("completions"), "spec.completions")
+def _concurrent_pods(spec: Mapping[str, Any], base: str) -> int:
+    parallelism = count(spec.get("parallelism"), f"{base}.parallelism")
+    completions = count(spec.get("completions"), f"{base}.completions")
     if parallelism is None:
         parallelism = 1
     if completions is not None and completions < parallelism:
         return completions
     return parallelism
-
-
-def _count(value: object, field: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise JobSpecError(f"{field}: {value!r} is not a non-negative integer")
-    return value

@@ -67,7 +67,8 @@ def pod_template_resources(template: object, base: str) -> PodResources:
 
 @dataclass(frozen=True, slots=True)
 class _Container:
-    path: str
+    resources_path: str
+    """Field path of the container's ResourceRequirements, for errors."""
     requests: Mapping[str, Any]
     limits: Mapping[str, Any]
     sidecar: bool
@@ -90,14 +91,14 @@ class _Container:
             quantity = quantity_or_error(value)
             if not isinstance(quantity, str):
                 return quantity
-        return parse_quantity(value, field=f"{self.path}.resources.{kind}[{resource}]")
+        return parse_quantity(value, field=f"{self.resources_path}.{kind}[{resource}]")
 
 
 def _containers(value: object, field: str, *, required: bool = False) -> list[_Container]:
     if value is None and not required:
         return []
-    if not _is_list(value):
-        raise JobSpecError(f"{field}: expected a list of containers, got {_kind(value)}")
+    if not is_list(value):
+        raise JobSpecError(f"{field}: expected a list of containers, got {kind_of(value)}")
     if required and not value:
         raise JobSpecError(f"{field}: a pod needs at least one container")
     result = []
@@ -108,7 +109,7 @@ def _containers(value: object, field: str, *, required: bool = False) -> list[_C
         requests = mapping(resources.get("requests"), path, ".resources.requests")
         limits = mapping(resources.get("limits"), path, ".resources.limits")
         sidecar = container.get("restartPolicy") == "Always"
-        result.append(_Container(path, requests, limits, sidecar))
+        result.append(_Container(f"{path}.resources", requests, limits, sidecar))
     return result
 
 
@@ -150,15 +151,15 @@ def _gpu_product(pod: Mapping[str, Any], base: str) -> tuple[str | None, str | N
     field = f"{base}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
     required = mapping(node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution"), field)
     terms = required.get("nodeSelectorTerms") or []
-    if not _is_list(terms):
-        raise JobSpecError(f"{field}.nodeSelectorTerms: expected a list, got {_kind(terms)}")
+    if not is_list(terms):
+        raise JobSpecError(f"{field}.nodeSelectorTerms: expected a list, got {kind_of(terms)}")
     for label in GPU_PRODUCT_LABELS:
         for term_index, term in enumerate(terms):
             term_path = f"{field}.nodeSelectorTerms[{term_index}]"
             expressions = mapping(term, term_path).get("matchExpressions") or []
-            if not _is_list(expressions):
+            if not is_list(expressions):
                 raise JobSpecError(
-                    f"{term_path}.matchExpressions: expected a list, got {_kind(expressions)}"
+                    f"{term_path}.matchExpressions: expected a list, got {kind_of(expressions)}"
                 )
             for index, item in enumerate(expressions):
                 path = f"{term_path}.matchExpressions[{index}]"
@@ -167,7 +168,7 @@ def _gpu_product(pod: Mapping[str, Any], base: str) -> tuple[str | None, str | N
                     continue
                 values = expression.get("values")
                 if (
-                    not _is_list(values)
+                    not is_list(values)
                     or not values
                     or not all(isinstance(v, str) and v for v in values)
                 ):
@@ -188,16 +189,47 @@ def mapping(
             raise JobSpecError(f"{field}{suffix}: missing")
         return {}
     if not isinstance(value, Mapping):
-        raise JobSpecError(f"{field}{suffix}: expected a mapping, got {_kind(value)}")
+        raise JobSpecError(f"{field}{suffix}: expected a mapping, got {kind_of(value)}")
     return value
 
 
-def _is_list(value: object) -> TypeGuard[Sequence[Any]]:
+def is_list(value: object) -> TypeGuard[Sequence[Any]]:
     """A JSON array (or another sequence that is not a string)."""
     if type(value) is list:
         return True
     return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
 
 
-def _kind(value: object) -> str:
+def kind_of(value: object) -> str:
     return "null" if value is None else type(value).__name__
+
+
+def count(value: object, field: str) -> int | None:
+    """A non-negative integer field (None when absent)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise JobSpecError(f"{field}: {value!r} is not a non-negative integer")
+    return value
+
+
+def requirements_resources(resources: object, path: str) -> PodResources:
+    """One pod's resources from a bare ``ResourceRequirements`` at ``path`` (e.g. a TrainJob's
+    ``spec.trainer.resourcesPerNode``): requests, else limits; for GPUs the larger."""
+    requirements = mapping(resources, path)
+    container = _Container(
+        path,
+        mapping(requirements.get("requests"), path, ".requests"),
+        mapping(requirements.get("limits"), path, ".limits"),
+        sidecar=False,
+    )
+    gpus = container.request(GPU_RESOURCE, gpu=True)
+    if gpus != gpus.to_integral_value():
+        raise JobSpecError(f"{path}: {GPU_RESOURCE} must be a whole number of GPUs, got {gpus}")
+    return PodResources(
+        gpus=int(gpus),
+        cpu_cores=float(container.request("cpu", gpu=False)),
+        memory_bytes=math.ceil(container.request("memory", gpu=False)),
+        gpu_product=None,
+        gpu_product_source=None,
+    )
