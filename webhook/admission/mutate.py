@@ -27,7 +27,14 @@ from webhook.admission.review import AdmissionRequest, AdmissionResponse, diff_p
 from webhook.admission.validate import validate
 from webhook.config.settings import Settings
 from webhook.core import annotations as keys
-from webhook.core.annotations import Decision, Inputs, Mode, format_number, format_time
+from webhook.core.annotations import (
+    Decision,
+    Inputs,
+    Mode,
+    format_energy,
+    format_number,
+    format_time,
+)
 from webhook.core.cost import PriceModel
 from webhook.core.energy import (
     EnergyEstimate,
@@ -320,7 +327,7 @@ def _plan_output_parts(
     head = {
         keys.PLANNED_ZONE: zone,
         keys.PLANNED_DURATION_S: str(duration_s),
-        keys.ENERGY_KWH: format_number(energy_kwh, 3),
+        keys.ENERGY_KWH: format_energy(energy_kwh),
         keys.RELEASE_BY: format_time(result.latest_start),
         keys.INTENSITY_NOW: format_number(result.intensity_now_g_per_kwh),
         keys.EMISSIONS_NOW_G: format_number(result.emissions_now_g),

@@ -339,6 +339,18 @@ def format_number(value: float, digits: int = 1) -> str:
     return f"{rounded + 0.0 if rounded else 0.0:.{digits}f}"
 
 
+def format_energy(kwh: float) -> str:
+    """A kWh figure: 0.001 kWh, or three significant digits below 0.1 kWh.
+
+    The reconciler re-plans and accounts a deferred Job on the energy read back from its
+    annotation: at a fixed 0.001 a small Job's energy would read back as zero, and its first
+    re-plan would release it for saving 0 g."""
+    magnitude = abs(kwh)
+    if not 0.0 < magnitude < 0.1 or not math.isfinite(magnitude):
+        return format_number(kwh, 3)
+    return format_number(kwh, min(2 - math.floor(math.log10(magnitude)), 12))
+
+
 # --- Reading back the recorded plan (the reconciler and the report) -----------------------
 
 
