@@ -22,12 +22,12 @@ from reviews import body, job, review
 
 from webhook.admission.mutate import Judgement, MutationContext, judge
 from webhook.admission.review import decode_review
-from webhook.carbon.source import ForecastResult, SourceKind
 from webhook.config.settings import Settings
 from webhook.core import annotations as keys
 from webhook.core.annotations import Decision, Inputs, format_energy, format_number
 from webhook.core.cost import FlatPrice
 from webhook.core.energy import load_catalog
+from webhook.core.forecast import ForecastResult, SourceKind
 from webhook.core.series import StepSeries, to_epoch
 from webhook.reconciler.decide import track
 from webhook.reconciler.report import job_row
