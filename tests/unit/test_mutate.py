@@ -14,7 +14,7 @@ from webhook.core import annotations as keys
 from webhook.core.annotations import Inputs, Mode
 from webhook.core.cost import FlatPrice
 from webhook.core.energy import load_catalog
-from webhook.core.forecast import ForecastResult
+from webhook.core.forecast import ForecastResult, ForecastUncertainty
 from webhook.core.series import StepSeries, to_epoch
 from webhook.telemetry.metrics import Metrics
 
@@ -35,9 +35,15 @@ class FixedForecasts:
     """Snapshots held in memory: one result for every zone (or none)."""
 
     def __init__(
-        self, series: StepSeries | None, *, age_s: float = 300.0, provider: str = "replay"
+        self,
+        series: StepSeries | None,
+        *,
+        age_s: float = 300.0,
+        provider: str = "replay",
+        uncertainty: ForecastUncertainty | None = None,
     ) -> None:
         self.series = series
+        self.uncertainty = uncertainty
         self.age_s = age_s
         self.provider = provider
         self.asked: list[str] = []
@@ -48,7 +54,16 @@ class FixedForecasts:
             return ForecastResult(
                 zone, self.provider, "none", None, None, True, "no replay forecast fetched yet"
             )
-        return ForecastResult(zone, self.provider, "provider", self.series, self.age_s, False, None)
+        return ForecastResult(
+            zone,
+            self.provider,
+            "provider",
+            self.series,
+            self.age_s,
+            False,
+            None,
+            self.uncertainty,
+        )
 
 
 def _context(
@@ -76,6 +91,28 @@ def _stored(request: AdmissionRequest, context: MutationContext) -> dict[str, An
     response = judge(request, context, NOW).response
     assert response.allowed
     return apply_patch(request.object, response.patch)
+
+
+def test_a_deferral_carries_the_measured_error_at_its_lead_and_a_saving_range() -> None:
+    # Released 6 h after admission: the error measured at lead 6 h is the one reported.
+    measured = ForecastUncertainty(9.0, by_lead_pct=(0.0, 1.0, 2.0, 3.0, 3.5, 3.8, 4.0, 8.0))
+    forecasts = FixedForecasts(_dirty_then_clean(), uncertainty=measured)
+    stored = _stored(_request(job(annotations={keys.EXPECTED_DURATION: "1h"})), _context(forecasts))
+    annotations = stored["metadata"]["annotations"]
+    assert annotations[keys.RELEASE_AT] == "2025-06-02T18:00:00Z"
+    assert annotations[keys.FORECAST_ERROR_PCT] == "4.0"
+    assert (annotations[keys.SAVINGS_PCT_LOW], annotations[keys.SAVINGS_PCT_HIGH]) == (
+        "71.0",
+        "79.0",
+    )
+
+
+def test_without_a_measured_error_no_range_is_claimed() -> None:
+    stored = _stored(_request(job(annotations={keys.EXPECTED_DURATION: "1h"})), _context())
+    annotations = stored["metadata"]["annotations"]
+    assert annotations[keys.DECISION] == "deferred"
+    assert keys.FORECAST_ERROR_PCT not in annotations
+    assert keys.SAVINGS_PCT_LOW not in annotations
 
 
 def test_a_job_is_deferred_to_the_cleanest_window_with_every_annotation() -> None:

@@ -344,6 +344,12 @@ def _plan_output_parts(
             keys.SAVINGS_PCT: format_number(result.savings_pct),
             keys.PLANNED_MIN_SAVINGS_PCT: str(float(min_saving_pct)),  # exact: re-plans use it
         }
+        if forecast.uncertainty is not None:
+            # The skill-aware history forecast and the corrected provider forecast measure it.
+            error_pct = forecast.uncertainty.at_lead(result.delay_s)
+            tail[keys.FORECAST_ERROR_PCT] = format_number(error_pct)
+            tail[keys.SAVINGS_PCT_LOW] = format_number(result.savings_pct - error_pct)
+            tail[keys.SAVINGS_PCT_HIGH] = format_number(result.savings_pct + error_pct)
         if result.cost_now_usd is not None and result.cost_planned_usd is not None:
             tail[keys.COST_NOW_USD] = format_number(result.cost_now_usd, 4)
             tail[keys.COST_PLANNED_USD] = format_number(result.cost_planned_usd, 4)

@@ -33,10 +33,11 @@ from webhook.carbon.base import IntensityData, Provider, ProviderError
 from webhook.carbon.cache import AsyncTtlCache, Cached, CacheSettings
 from webhook.core.forecast import (
     ForecastResult,
+    PastForecasts,
     Prediction,
     SourceKind,
     correct_forecast,
-    history_forecast,
+    skilled_history_forecast,
 )
 from webhook.core.series import StepSeries
 
@@ -79,8 +80,19 @@ class ForecastSettings(BaseModel):
 
 
 def _from_history(history: StepSeries, now: int, horizon_s: int) -> Prediction:
-    result = history_forecast(history, now, horizon_s)
+    result = skilled_history_forecast(history, now, horizon_s)
     return result.series, result.uncertainty
+
+
+def skill_aware_forecaster(past: PastForecasts) -> HistoryForecaster:
+    """The history forecaster scaled by its own measured skill (``skilled_history_forecast``),
+    its past forecasts memoised in ``past`` (one per zone): the simulator's code, unchanged."""
+
+    def forecast(history: StepSeries, now: int, horizon_s: int) -> Prediction:
+        result = skilled_history_forecast(history, now, horizon_s, past=past)
+        return result.series, result.uncertainty
+
+    return forecast
 
 
 def _correct(forecast: StepSeries, actuals: StepSeries, now: int) -> Prediction:
@@ -190,14 +202,17 @@ class ForecastSource:
         cache: CacheSettings | None = None,
         settings: ForecastSettings | None = None,
         clock: Callable[[], float] = time.time,
-        forecaster: HistoryForecaster = _from_history,
+        forecaster: HistoryForecaster | None = None,
         corrector: Corrector = _correct,
     ) -> None:
+        """``forecaster``: the history forecaster for every zone; by default each zone gets
+        the skill-aware one with its own memo of past forecasts."""
         self._provider = provider
         self._cache_settings = cache or CacheSettings()
         self._settings = settings or ForecastSettings()
         self._clock = clock
         self._forecaster = forecaster
+        self._past_forecasts: dict[str, PastForecasts] = {}
         self._corrector = corrector
         # zone -> (what the correction was computed from, its result); see ``snapshot``.
         self._corrections: dict[str, tuple[tuple[object, object, object, int], Prediction]] = {}
@@ -234,10 +249,15 @@ class ForecastSource:
             horizon_s=self._settings.horizon_s,
             cache=self._cache_settings,
             correct=self._settings.correct_with_actuals,
-            forecaster=self._forecaster,
+            forecaster=self._zone_forecaster(zone),
             corrector=self._memoised_corrector(zone, (cached, state.actuals, state.issued), now_s),
             issued=state.issued,
         )
+
+    def _zone_forecaster(self, zone: str) -> HistoryForecaster:
+        if self._forecaster is not None:
+            return self._forecaster
+        return skill_aware_forecaster(self._past_forecasts.setdefault(zone, PastForecasts()))
 
     def _memoised_corrector(
         self, zone: str, inputs: tuple[object, object, object], now: float

@@ -58,6 +58,11 @@ COST_PLANNED_USD = "greenlight.dev/cost-planned-usd"
 PROVIDER = "greenlight.dev/provider"
 FORECAST_SOURCE = "greenlight.dev/forecast-source"
 FORECAST_AGE_S = "greenlight.dev/forecast-age-s"
+# When deferred on a forecast whose error was measured: that error (% of the level) at the
+# planned lead, and the predicted saving (% of running now) one such error either side.
+FORECAST_ERROR_PCT = "greenlight.dev/forecast-error-pct"
+SAVINGS_PCT_LOW = "greenlight.dev/savings-pct-low"
+SAVINGS_PCT_HIGH = "greenlight.dev/savings-pct-high"
 
 # --- Outputs written by the reconciler (declared here so every key has one home) --------------
 RELEASED_AT = "greenlight.dev/released-at"
@@ -103,6 +108,9 @@ WEBHOOK_OUTPUT_KEYS: tuple[str, ...] = (
     PROVIDER,
     FORECAST_SOURCE,
     FORECAST_AGE_S,
+    FORECAST_ERROR_PCT,
+    SAVINGS_PCT_LOW,
+    SAVINGS_PCT_HIGH,
 )
 RECONCILER_OUTPUT_KEYS: tuple[str, ...] = (
     RELEASED_AT,

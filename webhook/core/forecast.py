@@ -135,9 +135,14 @@ class HistoryForecast:
     decay_per_hour: float
     """Lag-1 autocorrelation of those deviations: how fast the latest one fades."""
 
+    skill: ForecastSkill | None = None
+    """How this forecaster's own past forecasts fared, where it was measured
+    (``skilled_history_forecast``); the series is then already shrunk by it."""
+
     @property
     def uncertainty(self) -> ForecastUncertainty:
-        return ForecastUncertainty(self.error_pct, self.decay_per_hour)
+        by_lead = self.skill.error_by_lead_pct if self.skill is not None else ()
+        return ForecastUncertainty(self.error_pct, self.decay_per_hour, by_lead)
 
 
 def history_forecast(
@@ -430,3 +435,154 @@ class ForecastSnapshots(Protocol):
     ``webhook.carbon.refresher.WarmForecasts`` implement it)."""
 
     def snapshot(self, zone: str, now: float | None = None) -> ForecastResult: ...
+
+
+@dataclass(frozen=True)
+class SkillConfig:
+    """How greenlight measures its own history forecaster (defaults in docs/benchmarks.md)."""
+
+    window_days: int = 14
+    """Past forecasts scored: the most recent two weeks of origins, every hour."""
+    max_lead_h: int = 48
+    """Leads measured; beyond it the last lead's skill holds."""
+    min_samples: int = 72
+    """Scored forecasts needed at a lead before its skill counts; fewer means no skill (0)."""
+
+
+@dataclass(frozen=True)
+class ForecastSkill:
+    """How far the changes a forecaster predicted came true, per lead 0, 1, 2, ... hours.
+
+    For each lead L, over forecasts made in the last ``window_days`` whose target hour has been
+    observed: the least-squares slope of the actual change ``A(t+L) - A(t)`` on the predicted
+    change ``F_t(t+L) - A(t)`` (clipped to [0, 1]: 1 = the predicted swings happen, 0 = no
+    skill), and the RMS error left after scaling the prediction by it, relative to the mean
+    level (%). Lead 0 is the observed hour: slope 1, error 0.
+    """
+
+    slope_by_lead: tuple[float, ...]
+    error_by_lead_pct: tuple[float, ...]
+    samples: int
+    """Scored forecasts at lead 1 (0: nothing measured yet)."""
+
+    def slope_at(self, lead_h: int) -> float:
+        return self.slope_by_lead[min(max(lead_h, 0), len(self.slope_by_lead) - 1)]
+
+    @property
+    def has_skill(self) -> bool:
+        return any(slope > 0 for slope in self.slope_by_lead[1:])
+
+
+class PastForecasts:
+    """The history forecaster's forecasts at past hours, kept so each is made once.
+
+    A memo, not state: a forecast made at an hour depends only on the history up to that hour,
+    so recomputing it from the same history gives the same values. Entries older than the skill
+    window are dropped.
+    """
+
+    def __init__(self) -> None:
+        self._by_origin: dict[int, tuple[float, FloatArray] | None] = {}
+
+    def at(
+        self, history: StepSeries, origin: int, config: HistoryForecastConfig, max_lead_h: int
+    ) -> tuple[float, FloatArray] | None:
+        """The observed value at ``origin`` and the forecast for leads 1..``max_lead_h``."""
+        if origin not in self._by_origin:
+            try:
+                made = history_forecast(history, origin, max_lead_h * HOUR_S, config=config)
+            except ValueError:
+                self._by_origin[origin] = None
+            else:
+                _, values = hourly_means(
+                    made.series, origin + HOUR_S, origin + (max_lead_h + 1) * HOUR_S
+                )
+                leads = np.full(max_lead_h, np.nan)
+                leads[: values.size] = values
+                self._by_origin[origin] = (float(made.series.values[0]), leads)
+        return self._by_origin[origin]
+
+    def drop_before(self, origin: int) -> None:
+        for old in [key for key in self._by_origin if key < origin]:
+            del self._by_origin[old]
+
+
+def measure_skill(
+    history: StepSeries,
+    now: int,
+    *,
+    config: HistoryForecastConfig | None = None,
+    skill_config: SkillConfig | None = None,
+    past: PastForecasts | None = None,
+) -> ForecastSkill:
+    """Score the history forecaster's forecasts made at each hour of the last
+    ``window_days`` against what was observed since, using only data up to ``now``."""
+    config = config or HistoryForecastConfig()
+    skill_config = skill_config or SkillConfig()
+    past = past if past is not None else PastForecasts()
+    max_lead = skill_config.max_lead_h
+    current_hour = now // HOUR_S * HOUR_S
+    first = current_hour - skill_config.window_days * DAY_HOURS * HOUR_S
+    past.drop_before(first)
+    hours, observed = hourly_means(history, first, current_hour + HOUR_S)
+    if hours.size == 0:
+        return ForecastSkill((1.0,), (0.0,), 0)
+    actual = np.full((current_hour - first) // HOUR_S + 1, np.nan)
+    actual[(hours - first) // HOUR_S] = observed
+    origins = np.arange(first, current_hour, HOUR_S, dtype=np.int64)
+    base = np.full(origins.size, np.nan)
+    predicted = np.full((origins.size, max_lead), np.nan)
+    for row, origin in enumerate(origins.tolist()):
+        made = past.at(history, origin, config, max_lead)
+        if made is not None:
+            base[row], predicted[row] = made
+    # realised[row, L-1] = A(origin + L), NaN where not yet observed.
+    index = np.arange(origins.size)[:, None] + np.arange(1, max_lead + 1)[None, :]
+    realised = np.where(index < actual.size, actual[np.minimum(index, actual.size - 1)], np.nan)
+    predicted_change = predicted - base[:, None]
+    actual_change = realised - base[:, None]
+    valid = np.isfinite(predicted_change) & np.isfinite(actual_change)
+    level = max(float(np.nanmean(np.abs(observed))), 1.0)
+    slopes, errors = [1.0], [0.0]
+    for lead in range(max_lead):
+        ok = valid[:, lead]
+        if int(ok.sum()) < skill_config.min_samples:
+            slopes.append(0.0)
+            errors.append(errors[-1])
+            continue
+        p, r = predicted_change[ok, lead], actual_change[ok, lead]
+        denominator = float(np.dot(p, p))
+        slope = float(np.clip(np.dot(p, r) / denominator, 0.0, 1.0)) if denominator > 0 else 0.0
+        residual = r - slope * p
+        slopes.append(slope)
+        errors.append(100.0 * float(np.sqrt(np.mean(residual * residual))) / level)
+    return ForecastSkill(tuple(slopes), tuple(errors), int(valid[:, 0].sum()))
+
+
+def skilled_history_forecast(
+    history: StepSeries,
+    now: int,
+    horizon_s: int,
+    *,
+    config: HistoryForecastConfig | None = None,
+    skill_config: SkillConfig | None = None,
+    past: PastForecasts | None = None,
+) -> HistoryForecast:
+    """The history forecast with its predicted changes scaled by its measured skill per lead
+    (``measure_skill``), its uncertainty by lead the error left after that scaling.
+
+    Where the forecaster has shown no skill at a lead, the forecast there is the current level:
+    the planner then sees nothing to gain by waiting that long, and runs the Job now.
+    """
+    config = config or HistoryForecastConfig()
+    raw = history_forecast(history, now, horizon_s, config=config)
+    skill = measure_skill(history, now, config=config, skill_config=skill_config, past=past)
+    series = raw.series
+    observed_hour = int(series.times[0])
+    level = float(series.values[0])
+    leads = (series.times - observed_hour) // HOUR_S
+    slopes = np.array(skill.slope_by_lead)[np.minimum(leads, len(skill.slope_by_lead) - 1)]
+    shrunk = level + slopes * (series.values - level)
+    return HistoryForecast(
+        StepSeries(series.times, shrunk, series.end), raw.error_pct, raw.decay_per_hour, skill
+    )

@@ -61,6 +61,8 @@ class PolicyMetrics:
     reduction_pct: float
     oracle_capture_pct: float | None
     worse_jobs_pct: float
+    worse_jobs_mean_extra_pct: float
+    """Mean extra emissions of the Jobs made worse, % of running each at arrival (0: none)."""
     mean_delay_h: float
     p50_delay_h: float
     p95_delay_h: float
@@ -114,6 +116,8 @@ def evaluate(
     slots = Counter(((starts - arrivals) > 0).astype(np.int64) * (starts // RELEASE_SLOT_S))
     slots.pop(0, None)  # jobs that started at arrival were never held and released
     total_energy = float(np.sum(energy))
+    worse = policy_g > immediate_g + WORSE_TOLERANCE * np.abs(immediate_g)
+    extra_pct = 100.0 * (policy_g - immediate_g) / np.maximum(np.abs(immediate_g), 1e-9)
     return PolicyMetrics(
         reduction_pct=reduction,
         oracle_capture_pct=(
@@ -121,8 +125,8 @@ def evaluate(
             if oracle_reduction_pct is not None and oracle_reduction_pct > 0
             else None
         ),
-        worse_jobs_pct=100.0
-        * float(np.mean(policy_g > immediate_g + WORSE_TOLERANCE * np.abs(immediate_g))),
+        worse_jobs_pct=100.0 * float(np.mean(worse)),
+        worse_jobs_mean_extra_pct=float(np.mean(extra_pct[worse])) if worse.any() else 0.0,
         mean_delay_h=float(np.mean(delays_h)),
         p50_delay_h=float(np.percentile(delays_h, 50)),
         p95_delay_h=float(np.percentile(delays_h, 95)),

@@ -24,8 +24,11 @@ import numpy as np
 
 from webhook.core.forecast import (
     HistoryForecastConfig,
+    PastForecasts,
+    SkillConfig,
     correct_forecast,
     history_forecast,
+    skilled_history_forecast,
 )
 from webhook.core.planner import (
     EXACT,
@@ -102,6 +105,8 @@ class ForecastOracle:
         noise_phi: float = 0.85,
         seed: int = 7,
         history_config: HistoryForecastConfig | None = None,
+        skill_config: SkillConfig | None = None,
+        measure_skill: bool = True,
     ) -> None:
         if source == "dacf" and provider_forecast is None:
             raise ValueError(
@@ -110,6 +115,9 @@ class ForecastOracle:
         self.source = source
         self.actual = actual
         self.history_config = history_config or HistoryForecastConfig()
+        self.skill_config = skill_config or SkillConfig()
+        self.measure_skill = measure_skill
+        self.past_forecasts = PastForecasts()
         if source == "noisy":
             provider_forecast = noisy_forecast(actual, noise_sigma, noise_phi, seed)
         self.provider_forecast = provider_forecast
@@ -122,9 +130,25 @@ class ForecastOracle:
         if self.source == "oracle":
             return Knowledge(self.actual, EXACT)
         if self.source == "history":
-            result = history_forecast(
-                self.actual, hour, FORECAST_HORIZON_S, config=self.history_config
+            # Only what was observed by then: the product's history store at that hour.
+            observed = self.actual.window(
+                hour
+                - (self.history_config.lookback_days + self.skill_config.window_days + 2) * 86400,
+                hour + HOUR_S,
             )
+            if self.measure_skill:
+                result = skilled_history_forecast(
+                    observed,
+                    hour,
+                    FORECAST_HORIZON_S,
+                    config=self.history_config,
+                    skill_config=self.skill_config,
+                    past=self.past_forecasts,
+                )
+            else:
+                result = history_forecast(
+                    observed, hour, FORECAST_HORIZON_S, config=self.history_config
+                )
             return Knowledge(result.series, result.uncertainty)
         assert self.provider_forecast is not None
         # The provider's forecast for the next 48 h, corrected by what has been observed.

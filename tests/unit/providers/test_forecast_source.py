@@ -20,7 +20,7 @@ from webhook.carbon.source import (
     choose_forecast,
     merge_observed,
 )
-from webhook.core.forecast import SourceKind
+from webhook.core.forecast import SourceKind, skilled_history_forecast
 from webhook.core.series import StepSeries, from_epoch
 
 HOUR = 3600
@@ -209,6 +209,23 @@ async def test_a_free_plan_401_on_forecast_falls_back_to_the_history_forecaster(
     assert result.series is not None
     assert result.series.covers(HOUR_NOW, NOW + 24 * HOUR)
     assert np.all((result.series.values > 100) & (result.series.values < 400))
+
+
+async def test_the_history_fallback_is_the_simulators_skill_aware_forecast() -> None:
+    clock = FakeClock()
+    body = fixture("electricitymaps_401_unauthorized_endpoint_for_zone.json")
+    forecasts = source(em_api([reply(body, 401)]), clock)
+    with pytest.raises(ProviderError):
+        await forecasts.refresh("DE")
+    result = forecasts.snapshot("DE")
+    observed = forecasts._states["DE"].actuals
+    assert result.source == "history"
+    assert observed is not None
+    assert result.series is not None
+    expected = skilled_history_forecast(observed, int(clock()), 24 * HOUR)
+    assert np.array_equal(result.series.times, expected.series.times)
+    assert np.allclose(result.series.values, expected.series.values)
+    assert result.uncertainty == expected.uncertainty
 
 
 async def test_an_outage_of_any_length_degrades_stale_then_history_then_never_blocks() -> None:
