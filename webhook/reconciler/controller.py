@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -187,6 +187,7 @@ class Reconciler:
         identity: str | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        writers: Executor | None = None,
     ) -> None:
         self._kube = kube
         self._settings = settings
@@ -217,7 +218,8 @@ class Reconciler:
         self._synced = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._writers = ThreadPoolExecutor(
+        # The pool that sends the PATCHes (tests pass one that runs them in the caller).
+        self._writers = writers or ThreadPoolExecutor(
             max_workers=settings.api_workers, thread_name_prefix="reconciler-write"
         )
         self._events: queue.Queue[_QueuedEvent | _Prefetch | None] = queue.Queue(
@@ -319,18 +321,33 @@ class Reconciler:
                 message: _Message | None = self._inbox.get(timeout=timeout)
             except queue.Empty:
                 message = None
-            for _ in range(DRAIN_BATCH):
-                if message is None:
-                    break
-                if isinstance(message, _Stop):
-                    return
-                self._handle(message)
-                try:
-                    message = self._inbox.get_nowait()
-                except queue.Empty:
-                    message = None
-            self._fire_timers()
-            self._maybe_sweep()
+            if not self.step(message):
+                return
+
+    def step(self, message: _Message | None = None) -> bool:
+        """One turn of the controller loop, without waiting: handle ``message`` and what is in
+        the inbox (up to a batch), then the due timers and the sweep. False on stop.
+
+        The controller thread runs it after each wait; tests drive the controller with it,
+        turn by turn, with a fake clock."""
+        if message is None:
+            message = self._next_message()
+        for _ in range(DRAIN_BATCH):
+            if message is None:
+                break
+            if isinstance(message, _Stop):
+                return False
+            self._handle(message)
+            message = self._next_message()
+        self._fire_timers()
+        self._maybe_sweep()
+        return True
+
+    def _next_message(self) -> _Message | None:
+        try:
+            return self._inbox.get_nowait()
+        except queue.Empty:
+            return None
 
     def _sleep_s(self) -> float:
         now = self._clock()
@@ -732,9 +749,14 @@ class Reconciler:
 
     def _keep_lease(self) -> None:
         while not self._stop.is_set():
-            self._try_lease()
-            self._post(_Leadership(self.leading()))
+            self.renew_lease()
             self._stop.wait(self._settings.retry_period_s)
+
+    def renew_lease(self) -> None:
+        """One round of the lease keeper: try to hold the Lease, then tell the controller
+        whether this replica leads (the keeper thread runs it every retry period)."""
+        self._try_lease()
+        self._post(_Leadership(self.leading()))
 
     def _release_lease(self) -> None:
         if not self.leading():

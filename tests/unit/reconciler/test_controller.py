@@ -1,0 +1,596 @@
+"""The Reconciler class, driven turn by turn on fakes at its I/O edge.
+
+``FakeKube`` implements the adapter calls the controller makes (``ReconcilerAPI``) over an
+in-memory store with the apiserver's optimistic concurrency: every write bumps the object's
+resourceVersion, and a merge patch or replace that names an older one is a 409 Conflict. The
+clock is a fake; the writer pool runs PATCHes in the caller; the controller loop is stepped with
+``Reconciler.step`` and the lease keeper with ``Reconciler.renew_lease``. Everything else is
+real: decide, timers, lease election, Events, accounting, metrics. What the apiserver itself
+does with these calls is covered by the e2e suite against a real control plane.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from builders import T0, at, deferred_job, finished
+
+from webhook.carbon.source import ForecastResult
+from webhook.config.reconciler import ReconcilerSettings
+from webhook.core import annotations as keys
+from webhook.core.annotations import format_time
+from webhook.core.series import StepSeries, from_epoch, to_epoch
+from webhook.reconciler.controller import Reconciler
+from webhook.reconciler.decide import track
+from webhook.reconciler.feed import Changed, ListDone, Listed
+from webhook.reconciler.kube import AlreadyExistsError, ConflictError, NotFoundError, Page
+from webhook.telemetry.metrics import ReconcilerMetrics
+
+HOUR = 3600.0
+NAMESPACE = "greenlight"
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7386 JSON merge patch (what the adapter's ``patch_job`` sends)."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+    return target
+
+
+@dataclass
+class _Watch:
+    changes: list[dict[str, Any]]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.changes)
+
+    def close(self) -> None:
+        self.changes = []
+
+
+@dataclass
+class FakeKube:
+    """Jobs, Events, the Lease and the history ConfigMap in memory, with 409/404 semantics."""
+
+    jobs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    events: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    leases: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    config_maps: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    patches: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """Every PATCH sent (key, body), the refused ones included."""
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    _versions: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
+
+    def _stamp(self, obj: dict[str, Any]) -> dict[str, Any]:
+        obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        return obj
+
+    def _check(self, stored: dict[str, Any], version: object) -> None:
+        if version is not None and version != stored["metadata"]["resourceVersion"]:
+            raise ConflictError(f"the object has been modified (at {version})", 409)
+
+    # Jobs -----------------------------------------------------------------------------------
+
+    def add_job(self, job: dict[str, Any]) -> dict[str, Any]:
+        metadata = job["metadata"]
+        stored = self._stamp(copy.deepcopy(job))
+        self.jobs[metadata["namespace"], metadata["name"]] = stored
+        self.changes.append({"type": "ADDED", "object": copy.deepcopy(stored)})
+        return copy.deepcopy(stored)
+
+    def edit_job(self, namespace: str, name: str, edit: Callable[[dict[str, Any]], None]) -> None:
+        """A change by someone else (a user, another controller)."""
+        stored = self.jobs[namespace, name]
+        edit(stored)
+        self._stamp(stored)
+        self.changes.append({"type": "MODIFIED", "object": copy.deepcopy(stored)})
+
+    def list_jobs(
+        self, *, limit: int, continue_token: str | None = None, namespace: str | None = None
+    ) -> Page:
+        items = [
+            copy.deepcopy(job)
+            for (ns, _), job in sorted(self.jobs.items())
+            if namespace is None or ns == namespace
+        ]
+        start = int(continue_token or 0)
+        token = str(start + limit) if start + limit < len(items) else None
+        return Page(items[start : start + limit], str(len(self.changes)), token)
+
+    def watch_jobs(self, resource_version: str, *, timeout_s: int) -> _Watch:
+        return _Watch(copy.deepcopy(self.changes[int(resource_version) :]))
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any]:
+        if (namespace, name) not in self.jobs:
+            raise NotFoundError(f"job {namespace}/{name} not found", 404)
+        return copy.deepcopy(self.jobs[namespace, name])
+
+    def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.patches.append((f"{namespace}/{name}", copy.deepcopy(patch)))
+        stored = self.jobs.get((namespace, name))
+        if stored is None:
+            raise NotFoundError(f"job {namespace}/{name} not found", 404)
+        body = copy.deepcopy(patch)
+        self._check(stored, body.get("metadata", {}).pop("resourceVersion", None))
+        self._stamp(_merge(stored, body))
+        self.changes.append({"type": "MODIFIED", "object": copy.deepcopy(stored)})
+        return copy.deepcopy(stored)
+
+    # Events ---------------------------------------------------------------------------------
+
+    def create_event(self, namespace: str, event: dict[str, Any]) -> None:
+        key = (namespace, event["metadata"]["name"])
+        if key in self.events:
+            raise AlreadyExistsError(f"event {key[1]} already exists", 409)
+        self.events[key] = copy.deepcopy(event)
+
+    def list_events(
+        self, *, field_selector: str, limit: int, continue_token: str | None = None
+    ) -> Page:
+        wanted = dict(term.split("=", 1) for term in field_selector.split(","))
+        items = [
+            event
+            for event in self.events.values()
+            if event["reason"] == wanted["reason"]
+            and event["source"]["component"] == wanted["source"]
+        ]
+        return Page(copy.deepcopy(items), "1", None)
+
+    def reasons(self) -> list[str]:
+        return sorted(event["reason"] for event in self.events.values())
+
+    # The Lease and the history ConfigMap ----------------------------------------------------
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.leases.get((namespace, name)))
+
+    def create_lease(self, namespace: str, lease: dict[str, Any]) -> dict[str, Any]:
+        key = (namespace, lease["metadata"]["name"])
+        if key in self.leases:
+            raise AlreadyExistsError(f"lease {key[1]} already exists", 409)
+        self.leases[key] = self._stamp(copy.deepcopy(lease))
+        return copy.deepcopy(self.leases[key])
+
+    def replace_lease(self, namespace: str, name: str, lease: dict[str, Any]) -> dict[str, Any]:
+        stored = self.leases.get((namespace, name))
+        if stored is None:
+            raise NotFoundError(f"lease {name} not found", 404)
+        self._check(stored, lease["metadata"].get("resourceVersion"))
+        self.leases[namespace, name] = self._stamp(copy.deepcopy(lease))
+        return copy.deepcopy(self.leases[namespace, name])
+
+    def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.config_maps.get((namespace, name)))
+
+    def create_config_map(self, namespace: str, config_map: dict[str, Any]) -> None:
+        key = (namespace, config_map["metadata"]["name"])
+        if key in self.config_maps:
+            raise AlreadyExistsError(f"configmap {key[1]} already exists", 409)
+        self.config_maps[key] = self._stamp(copy.deepcopy(config_map))
+
+    def replace_config_map(self, namespace: str, name: str, config_map: dict[str, Any]) -> None:
+        stored = self.config_maps.get((namespace, name))
+        if stored is None:
+            raise NotFoundError(f"configmap {name} not found", 404)
+        self._check(stored, config_map["metadata"].get("resourceVersion"))
+        self.config_maps[namespace, name] = self._stamp(copy.deepcopy(config_map))
+
+
+class InlineWriters(Executor):
+    """Runs each write in the caller: its outcome is in the inbox when ``submit`` returns."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+@dataclass
+class Clock:
+    """Wall time (epoch seconds) and a monotonic clock, moved together by the test."""
+
+    wall: float = T0.timestamp()
+    mono: float = 1000.0
+
+    def time(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def to(self, moment: datetime) -> None:
+        delta = moment.timestamp() - self.wall
+        assert delta >= 0, "the clock only moves forward"
+        self.wall += delta
+        self.mono += delta
+
+
+class Forecasts:
+    """The forecast held in memory for every zone; ``fail`` makes it a provider outage."""
+
+    def __init__(self, series: StepSeries) -> None:
+        self.series = series
+        self.fail = False
+
+    def snapshot(self, zone: str, now: float | None = None) -> ForecastResult:
+        if self.fail:
+            return ForecastResult(
+                zone, "replay", "none", None, None, True, "replay provider unreachable"
+            )
+        return ForecastResult(zone, "replay", "provider", self.series, 60.0, False, None)
+
+
+def _hourly(values: dict[range, float], default: float, hours: int = 48) -> StepSeries:
+    """Hourly intensity from T0: ``default``, with ``values`` over the given hour ranges."""
+    points = [default] * hours
+    for span, value in values.items():
+        for hour in span:
+            points[hour] = value
+    return StepSeries.regular(to_epoch(T0), int(HOUR), points)
+
+
+FLAT = _hourly({}, 300.0)
+
+
+@dataclass
+class Harness:
+    kube: FakeKube
+    clock: Clock
+    forecasts: Forecasts
+    metrics: ReconcilerMetrics
+    reconciler: Reconciler
+
+    def see(self, *jobs: dict[str, Any]) -> None:
+        """The feed's first list: these Jobs, as stored."""
+        tracked = [track(self.kube.add_job(job)) for job in jobs]
+        records = [record for record in tracked if record is not None]
+        self.reconciler.step(Listed(records))
+        uids = frozenset(record.uid for record in records)
+        self.reconciler.step(ListDone(uids, 0.1, "start"))
+
+    def watch(self, namespace: str, name: str) -> None:
+        """The feed's watch event for the Job as now stored."""
+        job = self.kube.get_job(namespace, name)
+        record = track(job)
+        self.reconciler.step(Changed(job["metadata"]["uid"], record))
+
+    def at(self, moment: datetime) -> None:
+        """Move the clock to ``moment``, run a round of the lease keeper (it runs every retry
+        period), then the controller until nothing is left to do."""
+        self.clock.to(moment)
+        self.reconciler.renew_lease()
+        self.settle()
+
+    def other_replica_holds_the_lease(self) -> None:
+        """replica-b writes (or renews) the Lease, as of now."""
+        key = (NAMESPACE, "greenlight-reconciler")
+        now = f"{format_time(from_epoch(self.clock.wall))[:-1]}.000000Z"
+        lease = self.kube.leases.get(key) or {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": key[1], "namespace": NAMESPACE},
+            "spec": {"acquireTime": now, "leaseTransitions": 0},
+        }
+        lease["spec"].update(holderIdentity="replica-b", leaseDurationSeconds=15, renewTime=now)
+        self.kube.leases[key] = self.kube._stamp(lease)
+
+    def settle(self) -> None:
+        for _ in range(20):  # each turn handles a write's outcome; a few suffice
+            self.reconciler.step()
+            if self.reconciler._inbox.empty():
+                return
+        raise AssertionError("the controller kept posting to itself")
+
+    def record_events(self) -> None:
+        """The event writer's loop, in the test, up to an end marker put after what is queued."""
+        self.reconciler._events.put(None)
+        self.reconciler._write_events()
+
+    def stored(self, name: str = "train", namespace: str = "ml") -> dict[str, Any]:
+        return self.kube.get_job(namespace, name)
+
+    def sample(self, metric: str, **labels: str) -> float:
+        value = self.metrics.registry.get_sample_value(metric, labels)
+        return 0.0 if value is None else value
+
+
+def _harness(series: StepSeries = FLAT, *, leader: bool = True, **overrides: Any) -> Harness:
+    settings = ReconcilerSettings(
+        lease_namespace=NAMESPACE, release_spread_s=0.0, identity="replica-a", **overrides
+    )
+    kube, clock, forecasts = FakeKube(), Clock(), Forecasts(series)
+    metrics = ReconcilerMetrics()
+    reconciler = Reconciler(
+        kube,
+        settings=settings,
+        metrics=metrics,
+        forecasts=forecasts,
+        clock=clock.time,
+        monotonic=clock.monotonic,
+        writers=InlineWriters(),
+    )
+    harness = Harness(kube, clock, forecasts, metrics, reconciler)
+    if leader:
+        reconciler.renew_lease()
+        harness.settle()
+        assert reconciler.leading()
+    return harness
+
+
+def _released(job: dict[str, Any]) -> tuple[bool, str | None, str | None]:
+    annotations = job["metadata"]["annotations"]
+    return (
+        job["spec"]["suspend"] is False,
+        annotations.get(keys.RELEASED_AT),
+        annotations.get(keys.RELEASE_REASON),
+    )
+
+
+# --- Releasing on time ----------------------------------------------------------------------
+
+
+def test_a_deferred_job_is_released_at_its_release_time_and_not_before() -> None:
+    h = _harness()
+    release_at = at(6 * HOUR)
+    h.see(deferred_job(release_at=release_at))
+    h.at(release_at - timedelta(seconds=1))
+    assert h.kube.patches == []
+    assert h.stored()["spec"]["suspend"] is True
+
+    h.at(release_at)
+    assert _released(h.stored()) == (True, format_time(release_at), "window")
+    assert len(h.kube.patches) == 1
+    assert h.sample("greenlight_releases_total", reason="window") == 1.0
+    assert h.sample("greenlight_release_lateness_seconds_count") == 1.0
+    assert h.sample("greenlight_release_lateness_seconds_sum") == 0.0
+    assert (
+        h.sample(
+            "greenlight_reconciler_api_requests_total", verb="patch", resource="jobs", outcome="ok"
+        )
+        == 1.0
+    )
+
+
+def test_released_and_deferred_events_are_recorded_once() -> None:
+    h = _harness()
+    h.see(deferred_job(release_at=at(HOUR)))
+    h.at(at(HOUR))
+    h.record_events()
+    assert h.kube.reasons() == ["Deferred", "Released"]
+    released = next(e for e in h.kube.events.values() if e["reason"] == "Released")
+    assert released["involvedObject"]["uid"] == "uid-ml-train"
+    assert released["reportingInstance"] == "replica-a"
+
+    # The same Job seen again (a relist) records nothing new.
+    h.watch("ml", "train")
+    h.record_events()
+    assert h.kube.reasons() == ["Deferred", "Released"]
+    assert (
+        h.sample(
+            "greenlight_reconciler_api_requests_total",
+            verb="create",
+            resource="events",
+            outcome="ok",
+        )
+        == 2.0
+    )
+
+
+def test_a_missed_window_is_released_at_once_once_its_latest_start_has_passed() -> None:
+    h = _harness()
+    h.at(at(10 * HOUR))  # greenlight was down through both times
+    h.see(deferred_job(release_at=at(2 * HOUR), release_by=at(5 * HOUR)))
+    assert _released(h.stored())[::2] == (True, "deadline")
+    assert h.sample("greenlight_releases_total", reason="deadline") == 1.0
+
+
+@pytest.mark.parametrize(
+    "replans", [pytest.param(0, id="as-admitted"), pytest.param(2, id="after-re-plans")]
+)
+def test_with_the_forecast_failing_a_job_is_still_released_by_its_latest_start(
+    replans: int,
+) -> None:
+    h = _harness()
+    h.forecasts.fail = True
+    release_by = at(8 * HOUR)
+    extra = {keys.REPLAN_COUNT: str(replans)} if replans else {}
+    h.see(deferred_job(release_at=at(7 * HOUR), release_by=release_by, extra=extra))
+    for hour in range(1, 8):
+        h.at(at(hour * HOUR - 1))
+        assert h.kube.patches == [], f"released early, before hour {hour}"
+    h.at(at(7 * HOUR))
+    released, released_at, reason = _released(h.stored())
+    assert released
+    assert released_at == format_time(at(7 * HOUR))
+    assert datetime.fromisoformat(released_at) <= release_by
+    assert reason == "provider-outage"
+    assert h.sample("greenlight_releases_total", reason="provider-outage") == 1.0
+
+
+# --- Re-plans -------------------------------------------------------------------------------
+
+
+def test_a_cleaner_later_window_at_the_planned_time_moves_the_release() -> None:
+    # At the planned +6 h the grid is as dirty as at admission; +10 h to +14 h is far cleaner.
+    h = _harness(_hourly({range(10, 14): 20.0}, 400.0))
+    h.see(deferred_job(release_at=at(6 * HOUR), release_by=at(20 * HOUR)))
+    h.at(at(6 * HOUR))
+    annotations = h.stored()["metadata"]["annotations"]
+    assert h.stored()["spec"]["suspend"] is True
+    assert annotations[keys.RELEASE_AT] == format_time(at(10 * HOUR))
+    assert annotations[keys.REPLAN_COUNT] == "1"
+    assert annotations[keys.REPLANNED_AT] == format_time(at(6 * HOUR))
+    assert keys.RELEASED_AT not in annotations
+    assert h.sample("greenlight_replans_total", outcome="moved") == 1.0
+
+    h.at(at(10 * HOUR))
+    assert _released(h.stored()) == (True, format_time(at(10 * HOUR)), "replanned")
+    h.record_events()
+    assert h.kube.reasons() == ["Deferred", "Released", "Replanned"]
+
+
+# --- Conflicts ------------------------------------------------------------------------------
+
+
+def test_a_conflict_is_answered_by_reading_the_job_again_and_deciding_on_it() -> None:
+    h = _harness()
+    h.see(deferred_job(release_at=at(HOUR)))
+    # Someone labels the Job; the watch event has not arrived when the release is due.
+    h.kube.edit_job(
+        "ml", "train", lambda job: job["metadata"].setdefault("labels", {}).update(team="vision")
+    )
+    h.at(at(HOUR))
+    assert len(h.kube.patches) == 2  # refused at the old version, then sent at the fresh one
+    first, second = (patch["metadata"]["resourceVersion"] for _, patch in h.kube.patches)
+    assert first != second
+    stored = h.stored()
+    assert _released(stored)[::2] == (True, "window")
+    assert stored["metadata"]["labels"] == {"team": "vision"}
+    assert (
+        h.sample(
+            "greenlight_reconciler_api_requests_total",
+            verb="patch",
+            resource="jobs",
+            outcome="conflict",
+        )
+        == 1.0
+    )
+    assert h.sample("greenlight_releases_total", reason="window") == 1.0
+
+
+def test_a_conflict_with_a_users_own_release_records_it_without_touching_the_spec() -> None:
+    h = _harness()
+    h.see(deferred_job(release_at=at(HOUR)))
+    h.kube.edit_job("ml", "train", lambda job: job["spec"].update(suspend=False))
+    h.at(at(HOUR))
+    assert len(h.kube.patches) == 2
+    assert "spec" not in h.kube.patches[1][1]
+    assert _released(h.stored())[::2] == (True, "manual")
+    assert h.sample("greenlight_releases_total", reason="manual") == 1.0
+
+
+def test_a_job_deleted_before_its_release_is_forgotten() -> None:
+    h = _harness()
+    h.see(deferred_job(release_at=at(HOUR)))
+    del h.kube.jobs["ml", "train"]
+    h.at(at(HOUR))
+    assert (
+        h.sample(
+            "greenlight_reconciler_api_requests_total",
+            verb="patch",
+            resource="jobs",
+            outcome="not-found",
+        )
+        == 1.0
+    )
+    h.at(at(2 * HOUR))
+    assert len(h.kube.patches) == 1
+    assert h.sample("greenlight_reconciler_tracked_jobs") == 0.0
+
+
+# --- Leadership -----------------------------------------------------------------------------
+
+
+def test_a_replica_that_lost_the_lease_stops_acting() -> None:
+    h = _harness(renew_deadline_s=10.0, lease_duration_s=15.0)
+    h.see(deferred_job(release_at=at(HOUR)))
+    assert h.sample("greenlight_reconciler_leader") == 1.0
+    # This replica missed its renewals; another took the Lease over.
+    h.clock.to(at(30))
+    h.other_replica_holds_the_lease()
+    h.reconciler.renew_lease()
+    h.settle()
+    assert not h.reconciler.leading()
+    assert h.sample("greenlight_reconciler_leader") == 0.0
+    lease = h.kube.leases[NAMESPACE, "greenlight-reconciler"]
+    assert lease["spec"]["holderIdentity"] == "replica-b"
+
+    h.clock.to(at(HOUR))
+    h.other_replica_holds_the_lease()  # and keeps renewing it
+    h.at(at(HOUR))
+    assert h.kube.patches == []
+    assert h.stored()["spec"]["suspend"] is True
+
+
+def test_a_follower_that_becomes_leader_releases_what_is_due_at_once() -> None:
+    h = _harness(leader=False)
+    h.other_replica_holds_the_lease()
+    h.see(deferred_job(release_at=at(HOUR)))
+    h.clock.to(at(HOUR))
+    h.other_replica_holds_the_lease()
+    h.at(at(HOUR))
+    assert not h.reconciler.leading()
+    assert h.kube.patches == []  # replica-b's to act on
+
+    # replica-b stops renewing: once its lease has run out, this replica takes it over and
+    # decides every Job again at once.
+    h.at(at(HOUR + 20))
+    assert h.reconciler.leading()
+    assert _released(h.stored())[::2] == (True, "window")
+
+
+# --- Accounting -----------------------------------------------------------------------------
+
+
+def test_a_released_job_is_accounted_when_it_finishes() -> None:
+    h = _harness()
+    h.see(deferred_job(release_at=at(HOUR), duration_s=3600, energy_kwh=2.0))
+    h.at(at(HOUR))
+    assert _released(h.stored())[0]
+    h.at(at(2.5 * HOUR))
+    h.kube.edit_job(
+        "ml", "train", lambda job: job.update(status=finished(at(HOUR + 60), at(2 * HOUR + 60)))
+    )
+    h.watch("ml", "train")
+    h.settle()
+    annotations = h.stored()["metadata"]["annotations"]
+    assert annotations[keys.ACTUAL_RUN_S] == "3600"
+    assert float(annotations[keys.ACTUAL_ENERGY_KWH]) == pytest.approx(2.0)
+    emissions = float(annotations[keys.ACTUAL_EMISSIONS_G])
+    # No intensity observed (empty history): the planned intensity, 100 g/kWh, is the basis.
+    assert emissions == pytest.approx(200.0)
+    assert float(annotations[keys.ACTUAL_SAVINGS_G]) == pytest.approx(600.0)
+    assert h.sample("greenlight_actual_emissions_grams_total", namespace="ml") == pytest.approx(
+        emissions
+    )
+    assert h.sample(
+        "greenlight_counterfactual_emissions_grams_total", namespace="ml"
+    ) == pytest.approx(800.0)
+    assert h.sample("greenlight_completed_deferred_jobs_total", namespace="ml") == 1.0
+    h.record_events()
+    assert h.kube.reasons() == ["Completed", "Deferred", "Released"]
+
+    # Accounted once: the Job is forgotten, and seeing it again writes nothing.
+    patches = len(h.kube.patches)
+    h.watch("ml", "train")
+    h.at(at(2.5 * HOUR + 2))  # the gauges refresh every second
+    assert len(h.kube.patches) == patches
+    assert h.sample("greenlight_reconciler_tracked_jobs") == 0.0
+
+
+def test_the_gauges_count_the_waiting_jobs_and_the_overdue_ones() -> None:
+    h = _harness(leader=False, overdue_grace_s=60.0)
+    h.other_replica_holds_the_lease()
+    h.see(
+        deferred_job("a", release_at=at(HOUR), release_by=at(2 * HOUR)),
+        deferred_job("b", release_at=at(HOUR), release_by=at(10 * HOUR)),
+    )
+    assert h.sample("greenlight_deferred_jobs") == 2.0
+    assert h.sample("greenlight_reconciler_synced") == 1.0
+    h.clock.to(at(2 * HOUR + 61))
+    h.other_replica_holds_the_lease()
+    h.at(at(2 * HOUR + 61))  # a follower: nothing is released, "a" is past its latest start
+    assert h.sample("greenlight_overdue_deferred_jobs") == 1.0
+    assert h.sample("greenlight_deferred_jobs") == 2.0
