@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit e2e lint control-plane simulate bench clean manifests
+.PHONY: run test unit e2e lint control-plane simulate bench clean manifests image
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ unit: $(STAMP)
 manifests: $(STAMP)
 	$(BIN)/python hack/update-chart-config.py
 	hack/render-manifests.sh
+
+## image: build the container image with podman (hack/build-image.sh), then check it: serve --help, /healthz over TLS on a read-only root, size, Python packages
+image:
+	hack/build-image.sh --smoke
 
 lint: $(STAMP)
 	$(BIN)/ruff check webhook tests bench

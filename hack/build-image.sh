@@ -96,6 +96,7 @@ assemble_local_base() {
   local cache="${XDG_CACHE_HOME:-$HOME/.cache}/greenlight/debootstrap-$suite"
   mkdir -p "$cache"
   log "assembling $tag: debootstrap --variant=minbase $suite from $mirror"
+  local began=$SECONDS
   timeout 1800 debootstrap --variant=minbase --cache-dir="$cache" \
     --include=python3,python3-venv,ca-certificates "$suite" "$root" "$mirror" >"$WORK/debootstrap.log" 2>&1 \
     || { tail -n 30 "$WORK/debootstrap.log" >&2; log "debootstrap failed"; exit 1; }
@@ -116,6 +117,7 @@ assemble_local_base() {
     --message "debootstrap --variant=minbase $suite + python3, python3-venv, ca-certificates; venv /opt/venv" \
     - "$tag" >/dev/null
   rm -rf "$root"
+  log "assembled $tag in $(( SECONDS - began ))s"
 }
 
 pick_base() {
