@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit e2e lint control-plane simulate bench clean manifests image
+.PHONY: run test unit e2e lint control-plane prometheus simulate bench clean manifests image
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,14 @@ run: $(STAMP)
 control-plane:
 	hack/build-control-plane.sh
 
-## test: lint, type-check, unit and end-to-end tests (builds the control plane on first use)
-test: $(STAMP) control-plane lint
-	GREENLIGHT_K8S_BIN=$$(hack/build-control-plane.sh 2>/dev/null) $(BIN)/pytest -q
+## prometheus: install Debian's prometheus package (prometheus, promtool) when missing; the e2e suite runs it
+prometheus:
+	hack/install-prometheus.sh
+
+## test: lint, type-check, unit and end-to-end tests (builds the control plane, installs Prometheus on first use)
+test: $(STAMP) control-plane prometheus lint
+	GREENLIGHT_K8S_BIN=$$(hack/build-control-plane.sh 2>/dev/null) \
+	GREENLIGHT_PROMETHEUS_BIN=$$(hack/install-prometheus.sh 2>/dev/null) $(BIN)/pytest -q
 
 ## unit: the fast tests only
 unit: $(STAMP)

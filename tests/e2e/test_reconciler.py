@@ -739,3 +739,60 @@ def test_serve_with_reconciler_runs_both_in_one_process(
     assert releases >= 1
     assert _metric(metrics, "greenlight_overdue_deferred_jobs") == 0.0
     assert _metric(metrics, "greenlight_admission_requests_total") is not None
+
+
+def test_status_lists_what_waits_per_namespace_from_the_apiserver(
+    cluster: Cluster, make_namespace: Callable[..., str]
+) -> None:
+    first, second = make_namespace(opted_in=False), make_namespace(opted_in=False)
+    cluster.batch.create_namespaced_job(
+        first, deferred_job("later", release_in_s=5 * HOUR_S, release_by_in_s=9 * HOUR_S)
+    )
+    cluster.batch.create_namespaced_job(
+        first, deferred_job("overdue", release_in_s=-60, release_by_in_s=8 * HOUR_S)
+    )
+    cluster.batch.create_namespaced_job(
+        second, deferred_job("other", release_in_s=2 * HOUR_S, release_by_in_s=9 * HOUR_S)
+    )
+    gone = deferred_job("released", release_in_s=-60, release_by_in_s=HOUR_S)
+    gone["spec"]["suspend"] = False
+    gone["metadata"]["annotations"][keys.RELEASED_AT] = format_time(datetime.now(UTC))
+    cluster.batch.create_namespaced_job(first, gone)
+
+    def status(*extra: str) -> str:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "webhook",
+                "status",
+                "--kubeconfig",
+                str(cluster.plane.kubeconfig),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=cluster.environ(),
+        ).stdout
+
+    document = json.loads(status("--output", "json"))
+    mine = [j for j in document["jobs"] if j["namespace"] in (first, second)]
+    in_first = [(first, "overdue", True), (first, "later", False)]  # soonest release first
+    in_second = [(second, "other", False)]
+    assert [(j["namespace"], j["name"], j["overdue"]) for j in mine] == (
+        in_first + in_second if first < second else in_second + in_first
+    )
+    later = next(j for j in mine if j["name"] == "later")
+    assert later["reason_code"] == "window"
+    assert later["expected_savings_g"] == pytest.approx(900.0)
+    assert datetime.fromisoformat(later["release_by"]) > datetime.fromisoformat(later["release_at"])
+    sums = {n["namespace"]: n for n in document["namespaces"]}
+    assert (sums[first]["waiting"], sums[first]["overdue"]) == (2, 1)
+    assert sums[second]["waiting"] == 1
+
+    table = status("--namespace", first)
+    assert table.splitlines()[0].split()[:4] == ["NAMESPACE", "JOB", "RELEASE", "AT"]
+    assert "OVERDUE" in next(line for line in table.splitlines() if " overdue " in line)
+    assert "released" not in table
+    assert second not in table

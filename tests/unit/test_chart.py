@@ -100,7 +100,10 @@ def default_docs(helm: Path, tmp_path_factory: pytest.TempPathFactory) -> list[D
         ),
         pytest.param(
             {
-                "metrics": {"serviceMonitor": {"enabled": True}},
+                "metrics": {
+                    "serviceMonitor": {"enabled": True},
+                    "prometheusRule": {"enabled": True},
+                },
                 "networkPolicy": {"enabled": True},
                 "reconciler": {"enabled": False},
             },
@@ -466,3 +469,24 @@ def test_chart_ships_the_dashboard_file_for_grafanas_sidecar(default_docs: list[
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     shipped = json.loads(config_map["data"]["greenlight.json"])
     assert shipped == json.loads((ROOT / "dashboards" / "greenlight.json").read_text())
+
+
+def test_prometheus_rule_is_the_plain_rules_file_and_off_by_default(
+    helm: Path, tmp_path: Path, default_docs: list[Doc]
+) -> None:
+    assert not [d for d in default_docs if d["kind"] == "PrometheusRule"]
+    docs = template(
+        helm, tmp_path, {"metrics": {"prometheusRule": {"enabled": True, "labels": {"p": "x"}}}}
+    )
+    rule = find(docs, "PrometheusRule", "greenlight")
+    assert rule["metadata"]["labels"]["p"] == "x"
+    plain = yaml.safe_load((CHART / "files" / "prometheus-rules.yaml").read_text())
+    assert rule["spec"] == plain
+    alerts = {r["alert"] for group in plain["groups"] for r in group["rules"]}
+    assert alerts >= {
+        "GreenlightJobOverdue",
+        "GreenlightProviderErrors",
+        "GreenlightForecastStale",
+        "GreenlightWebhookFailOpen",
+        "GreenlightReconcilerNotLeading",
+    }

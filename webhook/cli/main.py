@@ -32,6 +32,7 @@ COMMANDS: tuple[str, ...] = (
     "release_all",
     "reconcile",
     "report",
+    "status",
 )
 
 

@@ -245,12 +245,18 @@ def render_csv(rows: list[JobRow], namespaces: list[NamespaceRow]) -> str:
     return out.getvalue()
 
 
-def _table(headers: list[str], body: list[list[str]]) -> str:
+def _table(headers: list[str], body: list[list[str]], numeric: frozenset[int] | None = None) -> str:
+    """Columns padded to their widest cell: right-aligned, or only the ``numeric`` ones."""
     widths = [
         max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)
     ]
+
+    def cell(index: int, text: str) -> str:
+        right = numeric is None or index in numeric
+        return text.rjust(widths[index]) if right else text.ljust(widths[index])
+
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in body]
+    lines += ["  ".join(cell(i, c) for i, c in enumerate(r)).rstrip() for r in body]
     return "\n".join(lines)
 
 
@@ -326,3 +332,160 @@ def render(rows: list[JobRow], namespaces: list[NamespaceRow], form: ReportForma
     if form == "csv":
         return render_csv(rows, namespaces)
     return render_table(rows, namespaces)
+
+
+# --- what is waiting (``greenlight status``) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaitingRow:
+    """One deferred Job not released yet: its plan as the webhook (or a re-plan) wrote it.
+
+    ``release_by`` is the latest start that still meets the Job's max-delay or deadline;
+    ``deadline`` is the Job's own ``greenlight.dev/deadline`` input where it set one."""
+
+    namespace: str
+    name: str
+    reason_code: str
+    reason: str
+    admitted_at: datetime | None
+    release_at: datetime | None
+    release_by: datetime | None
+    deadline: datetime | None
+    zone: str
+    expected_savings_g: float | None
+    expected_savings_pct: float | None
+    replans: int
+    overdue: bool  # release-at has passed and the Job is still suspended
+
+
+def waiting_row(job: Mapping[str, Any], now: datetime) -> WaitingRow | None:
+    """The row of ``job`` if it is deferred and still waiting (suspended, not released)."""
+    annotations = job_annotations(job)
+    if annotations.get(keys.DECISION) != Decision.DEFERRED or keys.RELEASED_AT in annotations:
+        return None
+    if _mapping(job.get("spec")).get("suspend") is not True:
+        return None
+    metadata = _mapping(job.get("metadata"))
+    release_at = _time(annotations.get(keys.RELEASE_AT))
+    replans = _number(annotations.get(keys.REPLAN_COUNT))
+    return WaitingRow(
+        namespace=str(metadata.get("namespace", "")),
+        name=str(metadata.get("name", "")),
+        reason_code=str(annotations.get(keys.REASON_CODE, "")),
+        reason=str(annotations.get(keys.REASON, "")),
+        admitted_at=_time(annotations.get(keys.ADMITTED_AT)),
+        release_at=release_at,
+        release_by=_time(annotations.get(keys.RELEASE_BY)),
+        deadline=_time(annotations.get(keys.DEADLINE)),
+        zone=str(annotations.get(keys.PLANNED_ZONE, "")),
+        expected_savings_g=_number(annotations.get(keys.SAVINGS_G)),
+        expected_savings_pct=_number(annotations.get(keys.SAVINGS_PCT)),
+        replans=int(replans) if replans is not None else 0,
+        overdue=release_at is not None and release_at <= now,
+    )
+
+
+@dataclass(frozen=True)
+class WaitingNamespace:
+    namespace: str
+    waiting: int
+    overdue: int
+    next_release_at: datetime | None
+    expected_savings_g: float
+
+
+def waiting_summary(rows: Iterable[WaitingRow]) -> list[WaitingNamespace]:
+    """Per namespace (by name): how many wait, how many are overdue, the next release."""
+    by_namespace: dict[str, list[WaitingRow]] = {}
+    for row in rows:
+        by_namespace.setdefault(row.namespace, []).append(row)
+    return [
+        WaitingNamespace(
+            namespace=namespace,
+            waiting=len(group),
+            overdue=sum(r.overdue for r in group),
+            next_release_at=min(
+                (r.release_at for r in group if r.release_at is not None), default=None
+            ),
+            expected_savings_g=_sum(r.expected_savings_g for r in group),
+        )
+        for namespace, group in sorted(by_namespace.items())
+    ]
+
+
+def sort_waiting(rows: Iterable[WaitingRow]) -> list[WaitingRow]:
+    """By namespace, then soonest release first (unknown release times last), then name."""
+    latest = datetime.max.replace(tzinfo=UTC)
+    return sorted(rows, key=lambda r: (r.namespace, r.release_at or latest, r.name))
+
+
+def _relative(moment: datetime | None, now: datetime) -> str:
+    """``2025-06-01T05:00:00Z (in 3h10m)`` — the time and how far it is from now."""
+    if moment is None:
+        return ""
+    seconds = int((moment - now).total_seconds())
+    span = abs(seconds)
+    hours, minutes = divmod(span // 60, 60)
+    text = f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{span % 60:02d}s"
+    return f"{format_time(moment)} ({'in ' + text if seconds >= 0 else text + ' ago'})"
+
+
+def render_waiting(
+    rows: list[WaitingRow],
+    namespaces: list[WaitingNamespace],
+    form: Literal["table", "json"],
+    now: datetime,
+) -> str:
+    if form == "json":
+        document = {
+            "now": format_time(now),
+            "jobs": [{k: _plain(v) for k, v in asdict(r).items()} for r in rows],
+            "namespaces": [{k: _plain(v) for k, v in asdict(n).items()} for n in namespaces],
+        }
+        return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n"
+    if not rows:
+        return "No deferred Jobs are waiting.\n"
+    job_table = _table(
+        [
+            "NAMESPACE",
+            "JOB",
+            "RELEASE AT",
+            "REASON",
+            "SAVING g",
+            "SAVING %",
+            "RELEASE BY",
+            "DEADLINE",
+            "ZONE",
+        ],
+        [
+            [
+                r.namespace,
+                r.name,
+                _relative(r.release_at, now) + (" OVERDUE" if r.overdue else ""),
+                r.reason_code,
+                _cell(r.expected_savings_g),
+                _cell(r.expected_savings_pct),
+                _relative(r.release_by, now),
+                "" if r.deadline is None else format_time(r.deadline),
+                r.zone,
+            ]
+            for r in rows
+        ],
+        numeric=frozenset({4, 5}),
+    )
+    namespace_table = _table(
+        ["NAMESPACE", "WAITING", "OVERDUE", "NEXT RELEASE", "SAVING g"],
+        [
+            [
+                n.namespace,
+                str(n.waiting),
+                str(n.overdue),
+                _relative(n.next_release_at, now),
+                _cell(n.expected_savings_g),
+            ]
+            for n in namespaces
+        ],
+        numeric=frozenset({1, 2, 4}),
+    )
+    return f"{job_table}\n\n{namespace_table}\n"
