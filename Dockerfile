@@ -34,14 +34,11 @@ FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="greenlight" \
       org.opencontainers.image.description="Carbon-aware admission for Kubernetes Jobs" \
       org.opencontainers.image.licenses="Apache-2.0"
-# Nothing is written outside mounted volumes: no bytecode caches, matplotlib's cache and HOME
-# in /tmp (an emptyDir in the chart), certificates in /certs (a mounted Secret).
-# MPLCONFIGDIR goes once matplotlib leaves the runtime dependencies (and tests/unit/test_image.py
-# stops asserting it).
+# Nothing is written outside mounted volumes: no bytecode caches, HOME in /tmp (an emptyDir in
+# the chart), certificates in /certs (a mounted Secret).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
-    MPLCONFIGDIR=/tmp/matplotlib \
     GREENLIGHT_SERVER__CERT_DIR=/certs
 # See the builder stage: the install reruns whenever the wheels are rebuilt.
 ARG CONTEXT_DIGEST=

@@ -150,7 +150,7 @@ def test_image_environment_writes_only_under_tmp_and_reads_certs_from_a_mount(
 ) -> None:
     env = env_of(stages[-1])
     assert env["HOME"] == "/tmp"
-    assert env["MPLCONFIGDIR"].startswith("/tmp/")
+    assert "MPLCONFIGDIR" not in env  # matplotlib is not in the image (the sim extra)
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     assert env["GREENLIGHT_SERVER__CERT_DIR"] == "/certs"
 
