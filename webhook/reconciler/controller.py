@@ -168,7 +168,8 @@ class _Prefetch:
 class _Memory:
     """What the controller remembers of a Job beyond its record."""
 
-    last_check: datetime | None = None
+    check_at: datetime | None = None
+    """The re-plan check scheduled for the Job (see ``decide``'s ``scheduled_check``)."""
     failures: int = 0
     deferred_event: bool = False
 
@@ -471,7 +472,7 @@ class Reconciler:
             return
         memory = self._memory.setdefault(uid, _Memory())
         now = from_epoch(self._clock())
-        action = decide(job, self._knowledge(now), memory.last_check)
+        action = decide(job, self._knowledge(now), memory.check_at)
         if isinstance(action, Forget):
             log.debug("forget job=%s: %s", job.key, action.why)
             self._drop(uid)
@@ -484,8 +485,8 @@ class Reconciler:
             self._event(job_events.deferred(job))
         if isinstance(action, Wait):
             self._timers.schedule(uid, action.until.timestamp())
+            memory.check_at = action.check_at
             if action.replan_checked:
-                memory.last_check = now
                 self._metrics.replans.labels(outcome="kept").inc()
                 log.info("replan job=%s kept: %s", job.key, action.why)
             return
@@ -562,7 +563,7 @@ class Reconciler:
             log.info("release job=%s reason=manual why=%r", job.key, action.why)
             self._event(job_events.released(job, ReleaseReason.MANUAL, action.why, at))
         elif isinstance(action, Move):
-            memory.last_check = None
+            memory.check_at = None
             self._metrics.replans.labels(outcome="moved").inc()
             log.info(
                 "replan job=%s moved from=%s to=%s why=%r",
