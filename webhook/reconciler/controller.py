@@ -198,6 +198,7 @@ class Reconciler:
         self._kube = kube
         self._settings = settings
         self._metrics = metrics
+        metrics.start_at_zero(reason.value for reason in ReleaseReason)
         self._planner = planner or PlannerSettings()
         self._forecast_max_age_s = forecast_max_age_s
         self._forecasts = forecasts
@@ -373,6 +374,8 @@ class Reconciler:
             self._leadership(message.leading)
 
     def _store(self, job: TrackedJob) -> None:
+        if job.uid not in self._jobs:
+            self._metrics.namespace_seen(job.namespace)
         self._jobs[job.uid] = job
         self._memory.setdefault(job.uid, _Memory())
         deferral = job.deferral
@@ -545,6 +548,8 @@ class Reconciler:
         at = from_epoch(message.at)
         if isinstance(action, Release):
             self._metrics.releases.labels(reason=action.reason.value).inc()
+            if action.reason == ReleaseReason.REPLANNED and action.target is None:
+                self._metrics.replans.labels(outcome="released").inc()  # a re-plan said now
             lateness = ""
             if action.target is not None:
                 late_s = max(message.at - action.target.timestamp(), 0.0)
