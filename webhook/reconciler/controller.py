@@ -162,7 +162,8 @@ class _Prefetch:
 class _Memory:
     """What the controller remembers of a Job beyond its record."""
 
-    last_check: datetime | None = None
+    check_at: datetime | None = None
+    """The re-plan check scheduled for the Job (see ``decide``'s ``scheduled_check``)."""
     failures: int = 0
     deferred_event: bool = False
 
@@ -192,6 +193,7 @@ class Reconciler:
         self._kube = kube
         self._settings = settings
         self._metrics = metrics
+        metrics.start_at_zero(reason.value for reason in ReleaseReason)
         self._planner = planner or PlannerSettings()
         self._forecast_max_age_s = forecast_max_age_s
         self._forecasts = forecasts
@@ -383,6 +385,8 @@ class Reconciler:
             self._leadership(message.leading)
 
     def _store(self, job: TrackedJob) -> None:
+        if job.uid not in self._jobs:
+            self._metrics.namespace_seen(job.namespace)
         self._jobs[job.uid] = job
         self._memory.setdefault(job.uid, _Memory())
         deferral = job.deferral
@@ -482,7 +486,7 @@ class Reconciler:
             return
         memory = self._memory.setdefault(uid, _Memory())
         now = from_epoch(self._clock())
-        action = decide(job, self._knowledge(now), memory.last_check)
+        action = decide(job, self._knowledge(now), memory.check_at)
         if isinstance(action, Forget):
             log.debug("forget job=%s: %s", job.key, action.why)
             self._drop(uid)
@@ -495,8 +499,8 @@ class Reconciler:
             self._event(job_events.deferred(job))
         if isinstance(action, Wait):
             self._timers.schedule(uid, action.until.timestamp())
+            memory.check_at = action.check_at
             if action.replan_checked:
-                memory.last_check = now
                 self._metrics.replans.labels(outcome="kept").inc()
                 log.info("replan job=%s kept: %s", job.key, action.why)
             return
@@ -555,6 +559,8 @@ class Reconciler:
         at = from_epoch(message.at)
         if isinstance(action, Release):
             self._metrics.releases.labels(reason=action.reason.value).inc()
+            if action.reason == ReleaseReason.REPLANNED and action.target is None:
+                self._metrics.replans.labels(outcome="released").inc()  # a re-plan said now
             lateness = ""
             if action.target is not None:
                 late_s = max(message.at - action.target.timestamp(), 0.0)
@@ -573,7 +579,7 @@ class Reconciler:
             log.info("release job=%s reason=manual why=%r", job.key, action.why)
             self._event(job_events.released(job, ReleaseReason.MANUAL, action.why, at))
         elif isinstance(action, Move):
-            memory.last_check = None
+            memory.check_at = None
             self._metrics.replans.labels(outcome="moved").inc()
             log.info(
                 "replan job=%s moved from=%s to=%s why=%r",

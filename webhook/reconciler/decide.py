@@ -216,6 +216,9 @@ class Wait:
     why: str
     replan_checked: bool = False
     """A re-plan was evaluated now (kept): the next one is due an interval from now."""
+    check_at: datetime | None = None
+    """When its next re-plan check is due (None: it will not be re-planned again). The
+    controller keeps it and passes it back to :func:`decide` as ``scheduled_check``."""
 
 
 @dataclass(frozen=True)
@@ -320,15 +323,19 @@ def _replan(job: TrackedJob, deferral: Deferral, forecast: _Usable, knowledge: K
 
 
 def next_replan_check(
-    job: TrackedJob, deferral: Deferral, knowledge: Knowledge, last_check: datetime | None
+    job: TrackedJob, deferral: Deferral, knowledge: Knowledge, scheduled: datetime | None
 ) -> datetime:
-    """When a waiting Job is next re-planned: an interval after the last check (in this
-    process), else after its admission or last move. Checks that are already due when a
-    replica first sees a Job (after a restart) are spread over the next interval by uid, so a
-    relist does not re-plan every Job at once."""
+    """When a waiting Job is next re-planned.
+
+    ``scheduled`` is the check this process already scheduled (the ``check_at`` of the last
+    :class:`Wait` it acted on); once set it stands until it comes, so every firing of the
+    Job's timer moves towards it. Without one (a Job first seen, or just moved) the check is an
+    interval after its admission or last move; a check already due then (after a restart) is
+    spread over the next interval by uid, so a relist does not re-plan every Job at once. The
+    caller keeps that time: computed again on the next firing it would slide away forever."""
+    if scheduled is not None:
+        return scheduled
     interval = timedelta(seconds=knowledge.settings.replan_interval_s)
-    if last_check is not None:
-        return last_check + interval
     base = max(deferral.admitted_at, job.replanned_at or deferral.admitted_at) + interval
     if base > knowledge.now:
         return base
@@ -339,9 +346,12 @@ def next_replan_check(
 # --- The decision --------------------------------------------------------------------------
 
 
-def decide(job: TrackedJob, knowledge: Knowledge, last_check: datetime | None = None) -> Action:
-    """What to do with ``job`` now (see the module docstring). ``last_check`` is when this
-    process last re-planned it without moving it (None: not since it first saw it)."""
+def decide(
+    job: TrackedJob, knowledge: Knowledge, scheduled_check: datetime | None = None
+) -> Action:
+    """What to do with ``job`` now (see the module docstring). ``scheduled_check`` is the
+    re-plan check this process scheduled for it: the ``check_at`` of the last :class:`Wait`
+    it got (None: none since it first saw it or last moved it)."""
     if job.deleting:
         return Forget("it is being deleted")
     if job.released_at is not None:
@@ -360,7 +370,7 @@ def decide(job: TrackedJob, knowledge: Knowledge, last_check: datetime | None = 
     target = release_target(job.uid, deferral, knowledge.settings.release_spread_s)
     if knowledge.now >= target:
         return _due(job, deferral, target, knowledge)
-    return _waiting(job, deferral, target, knowledge, last_check)
+    return _waiting(job, deferral, target, knowledge, scheduled_check)
 
 
 def _after_release(job: TrackedJob, knowledge: Knowledge) -> Action:
@@ -428,29 +438,37 @@ def _waiting(
     deferral: Deferral,
     target: datetime,
     knowledge: Knowledge,
-    last_check: datetime | None,
+    scheduled_check: datetime | None,
 ) -> Action:
     now = knowledge.now
     settings = knowledge.settings
     if job.replan_count >= settings.max_replans:
         return Wait(target, f"waiting for its planned time {format_time(target)}")
-    check_at = next_replan_check(job, deferral, knowledge, last_check)
+    check_at = next_replan_check(job, deferral, knowledge, scheduled_check)
     if now < check_at:
-        return Wait(min(target, check_at), f"waiting for its planned time {format_time(target)}")
+        return Wait(
+            min(target, check_at),
+            f"waiting for its planned time {format_time(target)}",
+            check_at=check_at,
+        )
     next_check = now + timedelta(seconds=settings.replan_interval_s)
     forecast = _usable(knowledge.forecast(deferral.zone), knowledge)
     if isinstance(forecast, str):
-        return Wait(min(target, next_check), f"plan kept, no forecast: {forecast}", True)
+        return Wait(
+            min(target, next_check), f"plan kept, no forecast: {forecast}", True, next_check
+        )
     try:
         result = _replan(job, deferral, forecast, knowledge)
     except ValueError as e:
-        return Wait(min(target, next_check), f"plan kept, re-plan impossible: {e}", True)
+        return Wait(
+            min(target, next_check), f"plan kept, re-plan impossible: {e}", True, next_check
+        )
     if result.action == "release-now":
         return Release(ReleaseReason.REPLANNED, f"re-planned: {result.detail}")
     shift = abs((result.start - deferral.release_at).total_seconds())
     if result.action == "move" and shift >= settings.replan_min_shift_s:
         return Move(result.start, deferral.release_at, result.detail, result.plan.savings_g)
-    return Wait(min(target, next_check), f"re-planned, {result.detail}", True)
+    return Wait(min(target, next_check), f"re-planned, {result.detail}", True, next_check)
 
 
 # --- The writes that carry actions out -----------------------------------------------------

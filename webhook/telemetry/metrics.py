@@ -4,6 +4,8 @@ isolated and two apps in one process do not collide). ``prometheus_client`` is i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -197,6 +199,25 @@ class ReconcilerMetrics:
             ["outcome"],
             registry=r,
         )
+
+    def start_at_zero(self, release_reasons: Iterable[str]) -> None:
+        """Export every known label value at 0 before its first event: a series that appears
+        at 1 hides that first event from ``increase()``."""
+        for reason in release_reasons:
+            self.releases.labels(reason=reason)
+        for outcome in ("moved", "kept", "released"):
+            self.replans.labels(outcome=outcome)
+        for cause in ("start", "gone", "error"):
+            self.relists.labels(cause=cause)
+        for outcome in ("ok", "conflict", "error"):
+            self.history_writes.labels(outcome=outcome)
+
+    def namespace_seen(self, namespace: str) -> None:
+        """Export a namespace's accounting counters at 0 when its first deferred Job is seen,
+        long before the Job finishes and they first count."""
+        self.actual_emissions.labels(namespace=namespace)
+        self.counterfactual_emissions.labels(namespace=namespace)
+        self.completed.labels(namespace=namespace)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 from builders import T0, at, deferred_job, finished
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from webhook.config.reconciler import ReconcilerSettings
 from webhook.core import annotations as keys
@@ -263,8 +265,8 @@ def test_decide(
     expected: Any,
     request: pytest.FixtureRequest,
 ) -> None:
-    # Cases marked so were last re-planned by this process one interval ago.
-    checked = now - timedelta(seconds=1800) if CHECK_DUE in request.node.name else None
+    # Cases marked so have the re-plan check this process scheduled due now.
+    checked = now if CHECK_DUE in request.node.name else None
     action = decide(job, knowledge(now, result), checked)
     assert type(action) is type(expected), action
     assert action.why
@@ -364,7 +366,7 @@ def test_replan_checks_overdue_at_first_sight_are_spread_over_the_interval() -> 
     }
     assert len(checks) > 40
     assert all(at(5 * HOUR) <= c < at(5 * HOUR + 1800) for c in checks)
-    assert next_replan_check(job, job.deferral, late, at(4 * HOUR)) == at(4 * HOUR + 1800)
+    assert next_replan_check(job, job.deferral, late, at(4 * HOUR)) == at(4 * HOUR)  # scheduled
     early = knowledge(at(60), settings=settings)
     assert next_replan_check(job, job.deferral, early, None) == at(1800)
 
@@ -378,8 +380,72 @@ def test_a_due_move_shorter_than_the_minimum_shift_releases_instead() -> None:
     assert action.reason == ReleaseReason.WINDOW
 
 
-def test_last_check_in_this_process_sets_the_next_replan() -> None:
+def test_the_check_this_process_scheduled_sets_the_next_replan() -> None:
     job = tracked(**WAITING)
-    action = decide(job, knowledge(at(HOUR), forecast(FLAT)), last_check=at(HOUR - 60))
+    action = decide(job, knowledge(at(HOUR), forecast(FLAT)), at(HOUR + 60))
     assert isinstance(action, Wait)
-    assert action.until == at(HOUR - 60 + 1800)
+    assert action.until == at(HOUR + 60)
+    assert action.check_at == at(HOUR + 60)
+    assert not action.replan_checked
+
+
+def test_an_overdue_check_scheduled_at_first_sight_comes_when_its_timer_fires() -> None:
+    # The bug this guards: recomputed at every firing, the spread check slid away forever.
+    settings = ReconcilerSettings(release_spread_s=0, replan_interval_s=1800)
+    job = tracked(**WAITING)
+    first = decide(job, knowledge(at(2 * HOUR), forecast(TEN_PCT_CLEANER), settings=settings))
+    assert isinstance(first, Wait)
+    assert first.check_at is not None
+    assert not first.replan_checked
+    fired = decide(
+        job, knowledge(first.until, forecast(TEN_PCT_CLEANER), settings=settings), first.check_at
+    )
+    assert isinstance(fired, Wait)
+    assert fired.replan_checked
+    assert fired.check_at == first.until + timedelta(seconds=1800)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    uid=st.text(min_size=1, max_size=36),
+    interval_s=st.sampled_from([600.0, 1800.0, 3600.0]),
+    first_seen_s=st.floats(min_value=0.0, max_value=5 * HOUR),
+    lateness_s=st.lists(st.floats(min_value=0.0, max_value=30.0), min_size=1, max_size=8),
+)
+def test_timer_firings_replan_a_waiting_job_at_least_once_per_interval_plus_the_spread(
+    uid: str, interval_s: float, first_seen_s: float, lateness_s: list[float]
+) -> None:
+    """Fire the Job's timer at each ``until`` (a little late, as timers are) until its planned
+    time: every re-plan follows the previous one (or first sight) by at most one interval plus
+    the spread (one interval too), never sooner than the interval."""
+    config = ReconcilerSettings(release_spread_s=0, replan_interval_s=interval_s)
+    job = tracked(**WAITING, uid=uid)
+    assert job.deferral is not None
+    target = job.deferral.release_at
+    now = at(first_seen_s)
+    ceiling = timedelta(seconds=2 * interval_s + max(lateness_s))
+    last_replan = max(now, job.deferral.admitted_at)
+    scheduled: datetime | None = None
+    replans: list[datetime] = []
+    for firing in range(10_000):
+        action = decide(job, knowledge(now, forecast(TEN_PCT_CLEANER), settings=config), scheduled)
+        if isinstance(action, Release) and action.reason == ReleaseReason.REPLANNED:
+            assert now - last_replan <= ceiling, (now, last_replan)  # a re-plan released it
+            break
+        if not isinstance(action, Wait):
+            assert isinstance(action, Release), action
+            assert now >= target, action
+            break
+        if action.replan_checked:
+            assert now - last_replan <= ceiling, (now, last_replan)
+            if replans:
+                assert now - replans[-1] >= timedelta(seconds=interval_s)
+            replans.append(now)
+            last_replan = now
+        assert action.until > now, action
+        scheduled = action.check_at
+        now = action.until + timedelta(seconds=lateness_s[firing % len(lateness_s)])
+    else:
+        pytest.fail("the Job was never released")
+    waited = (now - max(at(first_seen_s), job.deferral.admitted_at)).total_seconds()
+    assert len(replans) >= int(waited // (2 * interval_s + max(lateness_s))) - 1
