@@ -41,10 +41,13 @@ SOURCES: tuple[SourceKind, ...] = ("provider", "stale-cache", "history")
 
 # Half a unit of each rounded annotation's last digit (format_number's precision); energy is
 # written to 0.001 kWh, or to three significant digits below 0.1 kWh (format_energy).
-ENERGY_PRECISION = 0.0005
-ENERGY_RELATIVE_PRECISION = 0.005
-FIGURE_PRECISION = 0.05
-COST_PRECISION = 0.00005
+# Half a unit of the annotation's last digit, plus a hair for the binary representation of
+# the decimal text (0.75 renders "0.8", and 0.8 - 0.75 is 0.05000000000000004 in floats).
+_HAIR = 1e-9
+ENERGY_PRECISION = 0.0005 + _HAIR
+ENERGY_RELATIVE_PRECISION = 0.005 + _HAIR
+FIGURE_PRECISION = 0.05 + _HAIR
+COST_PRECISION = 0.00005 + _HAIR
 
 
 class OneForecast:
