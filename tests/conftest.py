@@ -14,15 +14,15 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-_LOAD_INDEPENDENT = {
-    "deadline": None,
-    "suppress_health_check": [HealthCheck.too_slow],
-}
-
 settings.register_profile(
-    "ci", derandomize=True, database=None, print_blob=True, **_LOAD_INDEPENDENT
+    "ci",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+    database=None,
+    print_blob=True,
 )
-settings.register_profile("dev", **_LOAD_INDEPENDENT)
+settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "dev")
 )

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.x509.verification import DNSName, PolicyBuilder, Store
+from cryptography.x509 import DNSName
+from cryptography.x509.verification import PolicyBuilder, Store
 
 from webhook.admission import certs
 from webhook.admission.bootstrap import (

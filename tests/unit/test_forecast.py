@@ -120,7 +120,7 @@ def test_learned_nowcast_follows_how_the_actuals_move_against_the_forecast() -> 
     late = StepSeries.regular(START + H, H, truth)  # says at t+1 what happened at t
     now = START + 16 * DAY
     result = correct_forecast(late, actual, now)
-    ahead = np.arange(now + H, now + 7 * H, H)
+    ahead = np.arange(now + H, now + 7 * H, H).tolist()
     corrected_error = np.abs(
         np.array([result.series.value_at(t) for t in ahead])
         - np.array([actual.value_at(t) for t in ahead])

@@ -348,4 +348,6 @@ def _wait_ready(
         body: dict[str, object] = response.json()
         return body if response.status_code == 200 else None
 
-    return wait_until(ready, timeout_s=60, what=url, interval_s=0.2, still_possible=exited)
+    health = wait_until(ready, timeout_s=60, what=url, interval_s=0.2, still_possible=exited)
+    assert health is not None  # wait_until returns only a truthy answer
+    return health

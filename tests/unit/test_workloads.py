@@ -125,7 +125,7 @@ def test_a_rayjob_on_an_existing_cluster_cannot_be_estimated() -> None:
 
 
 def test_a_trainjob_counts_its_nodes_and_asks_for_resources_the_runtime_would_give() -> None:
-    job = {
+    job: dict[str, Any] = {
         "spec": {
             "runtimeRef": {"name": "torch-distributed"},
             "trainer": {"numNodes": 4, "resourcesPerNode": {"limits": {"nvidia.com/gpu": 8}}},
@@ -214,7 +214,7 @@ def test_every_kind_is_registered_once_with_its_plural() -> None:
 
 
 def owned_job(api_version: str, kind: str, *, controller: bool = True) -> dict[str, Any]:
-    owner = {"apiVersion": api_version, "kind": kind, "name": "parent", "uid": "u"}
+    owner: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "name": "parent", "uid": "u"}
     if controller:
         owner["controller"] = True
     return {

@@ -282,7 +282,7 @@ def test_forecasts_issued_earlier_let_the_correction_measure_the_providers_error
     """The provider said 300 for hours that turned out 250: its recent error becomes the
     uncertainty the planner needs a saving to beat; without that record it stays unknown."""
     issued_before = StepSeries.regular(HOUR_NOW - 48 * HOUR, HOUR, [300.0] * 48)
-    common = {
+    common: dict[str, Any] = {
         "zone": "DE",
         "provider": "acme",
         "now": NOW,

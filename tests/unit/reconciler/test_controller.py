@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 from builders import T0, at, deferred_job, finished
 
-from webhook.carbon.source import ForecastResult
 from webhook.config.reconciler import ReconcilerSettings
 from webhook.core import annotations as keys
 from webhook.core.annotations import format_time
+from webhook.core.forecast import ForecastResult
 from webhook.core.series import StepSeries, from_epoch, to_epoch
 from webhook.reconciler.controller import Reconciler
 from webhook.reconciler.decide import track

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from webhook.config.reconciler import ReconcilerSettings
 from webhook.core import annotations as keys
-from webhook.core.forecast import ForecastResult
+from webhook.core.forecast import ForecastResult, SourceKind
 from webhook.core.series import StepSeries, to_epoch
 from webhook.reconciler.decide import (
     Account,
@@ -53,7 +53,7 @@ TEN_PCT_CLEANER = hourly([360.0 if 7 <= h < 11 else 400.0 for h in range(48)])
 
 
 def forecast(series: StepSeries | None, *, age_s: float = 60.0) -> ForecastResult:
-    source = "provider" if series is not None else "none"
+    source: SourceKind = "provider" if series is not None else "none"
     reason = None if series is not None else "electricitymaps: unavailable"
     return ForecastResult("DE", "test", source, series, age_s, False, reason)
 
