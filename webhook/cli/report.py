@@ -60,13 +60,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         kube = Kube.connect(args.kubeconfig)
         try:
-            token: str | None = None
-            while True:
-                page = kube.list_jobs(limit=500, continue_token=token, namespace=args.namespace)
-                rows.extend(row for item in page.items if (row := job_row(item)) is not None)
-                token = page.continue_token
-                if not token:
-                    break
+            jobs = kube.all_jobs(namespace=args.namespace)
+            rows.extend(row for item in jobs if (row := job_row(item)) is not None)
         finally:
             kube.close()
     except KubeError as e:

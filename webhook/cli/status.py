@@ -50,13 +50,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         kube = Kube.connect(args.kubeconfig)
         try:
-            token: str | None = None
-            while True:
-                page = kube.list_jobs(limit=500, continue_token=token, namespace=args.namespace)
-                rows.extend(row for item in page.items if (row := waiting_row(item, now)))
-                token = page.continue_token
-                if not token:
-                    break
+            jobs = kube.all_jobs(namespace=args.namespace)
+            rows.extend(row for item in jobs if (row := waiting_row(item, now)))
         finally:
             kube.close()
     except KubeError as e:

@@ -197,6 +197,17 @@ class Kube:
 
     # -- Jobs --------------------------------------------------------------------------------
 
+    def all_jobs(self, *, namespace: str | None = None, page_size: int = 500) -> list[Any]:
+        """Every Job (of ``namespace``, else of all namespaces), read page by page."""
+        jobs: list[Any] = []
+        token: str | None = None
+        while True:
+            page = self.list_jobs(limit=page_size, continue_token=token, namespace=namespace)
+            jobs.extend(page.items)
+            token = page.continue_token
+            if not token:
+                return jobs
+
     def list_jobs(
         self, *, limit: int, continue_token: str | None = None, namespace: str | None = None
     ) -> Page:
