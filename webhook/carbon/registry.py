@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -30,32 +31,29 @@ class Wiring:
     clock: Callable[[], float]
 
 
+def _http(cls: Any, section: str) -> Callable[[Wiring], Provider]:
+    """The factory of a network provider: its settings section, the shared HTTP settings and
+    the injected transport, sleep and clock (every ``HttpProvider`` takes these)."""
+
+    def build(w: Wiring) -> Provider:
+        provider: Provider = cls(
+            getattr(w.settings, section),
+            w.settings.http,
+            transport=w.transport,
+            sleep=w.sleep,
+            clock=w.clock,
+        )
+        return provider
+
+    return build
+
+
 PROVIDERS: dict[ProviderName, Callable[[Wiring], Provider]] = {
     "replay": lambda w: ReplayProvider.from_settings(w.settings.replay, clock=w.clock),
-    "electricitymaps": lambda w: ElectricityMapsProvider(
-        w.settings.electricitymaps,
-        w.settings.http,
-        transport=w.transport,
-        sleep=w.sleep,
-        clock=w.clock,
-    ),
-    "watttime": lambda w: WattTimeProvider(
-        w.settings.watttime,
-        w.settings.http,
-        transport=w.transport,
-        sleep=w.sleep,
-        clock=w.clock,
-    ),
-    "ukci": lambda w: UkCarbonIntensityProvider(
-        w.settings.ukci, w.settings.http, transport=w.transport, sleep=w.sleep, clock=w.clock
-    ),
-    "carbonaware": lambda w: CarbonAwareProvider(
-        w.settings.carbonaware,
-        w.settings.http,
-        transport=w.transport,
-        sleep=w.sleep,
-        clock=w.clock,
-    ),
+    "electricitymaps": _http(ElectricityMapsProvider, "electricitymaps"),
+    "watttime": _http(WattTimeProvider, "watttime"),
+    "ukci": _http(UkCarbonIntensityProvider, "ukci"),
+    "carbonaware": _http(CarbonAwareProvider, "carbonaware"),
 }
 """Every provider, by the name ``GREENLIGHT_PROVIDER`` selects: the one place a provider is
 registered. Adding one: its module, a line here, its name in ``base.ProviderName`` and its
