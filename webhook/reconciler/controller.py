@@ -53,9 +53,17 @@ from webhook.reconciler.decide import (
     Wait,
     decide,
     patch_for,
-    track,
 )
-from webhook.reconciler.feed import Changed, FeedMessage, JobFeed, JobSource, ListDone, Listed
+from webhook.reconciler.feed import (
+    Changed,
+    FeedMessage,
+    JobFeed,
+    JobSource,
+    ListDone,
+    Listed,
+    Unreadable,
+    read_job,
+)
 from webhook.reconciler.history import DATA_KEY, HistoryFormatError, IntensityHistory
 from webhook.reconciler.kube import (
     AlreadyExistsError,
@@ -71,6 +79,7 @@ from webhook.telemetry.metrics import ReconcilerMetrics
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
+MAX_SET_ASIDE = 100_000  # remembered versions of unreadable Jobs (then forgotten, and re-warned)
 DRAIN_BATCH = 1000
 GAUGE_INTERVAL_S = 1.0
 
@@ -214,6 +223,8 @@ class Reconciler:
         self._timers: TimerQueue[str] = TimerQueue()
         self._inflight: set[str] = set()
         self._zones: set[str] = set()
+        # Versions (uid, resourceVersion) of Jobs set aside as unreadable, warned about once.
+        self._set_aside: set[tuple[str, str]] = set()
         self._leading = False
         self._next_sweep = 0.0
         self._next_gauges = 0.0
@@ -372,6 +383,8 @@ class Reconciler:
             else:
                 self._store(message.job)
                 self._evaluate(message.uid)
+        elif isinstance(message, Unreadable):
+            self._unreadable(message)
         elif isinstance(message, _Written):
             self._written(message)
         elif isinstance(message, _Conflict):
@@ -400,6 +413,35 @@ class Reconciler:
         self._timers.cancel(uid)
         if job is not None:
             log.debug("forget job=%s: deleted or no longer greenlight's", job.key)
+
+    def _unreadable(self, message: Unreadable) -> None:
+        """Set a Job aside: stop tracking it, and warn once per version (a relist of the same
+        version is quiet; the owner's fix, or a new break, is a new version)."""
+        self._drop(message.uid)  # a write in flight finds it gone and stops there
+        seen = (message.uid, message.resource_version)
+        if seen in self._set_aside:
+            return
+        if len(self._set_aside) >= MAX_SET_ASIDE:
+            self._set_aside.clear()
+        self._set_aside.add(seen)
+        self._metrics.unreadable.inc()
+        log.warning(
+            "unreadable job=%s/%s uid=%s resource_version=%s: set aside: %s",
+            message.namespace,
+            message.name,
+            message.uid,
+            message.resource_version,
+            message.error,
+        )
+        if message.uid and message.namespace and message.name and self._leading:
+            record = TrackedJob(
+                uid=message.uid,
+                namespace=message.namespace,
+                name=message.name,
+                resource_version=message.resource_version,
+                suspended=False,
+            )
+            self._event(job_events.unreadable(record, message.error))
 
     def _list_done(self, message: ListDone) -> None:
         for uid in [uid for uid in self._jobs if uid not in message.uids]:
@@ -486,7 +528,14 @@ class Reconciler:
             return
         memory = self._memory.setdefault(uid, _Memory())
         now = from_epoch(self._clock())
-        action = decide(job, self._knowledge(now), memory.check_at)
+        try:
+            action = decide(job, self._knowledge(now), memory.check_at)
+        except Exception as e:  # a bug in deciding must cost one Job, not the reconciler
+            log.exception("deciding job=%s failed", job.key)
+            self._unreadable(
+                Unreadable(job.uid, job.namespace, job.name, job.resource_version, repr(e))
+            )
+            return
         if isinstance(action, Forget):
             log.debug("forget job=%s: %s", job.key, action.why)
             self._drop(uid)
@@ -521,13 +570,13 @@ class Reconciler:
         try:
             updated = self._kube.patch_job(job.namespace, job.name, patch)
             self._count("patch", "ok")
-            self._post(_Written(job.uid, action, job, track(updated), now))
+            self._post(_Written(job.uid, action, job, self._reread(updated), now))
         except ConflictError:
             self._count("patch", "conflict")
             try:
                 fresh = self._kube.get_job(job.namespace, job.name)
                 self._count("get", "ok")
-                self._post(_Conflict(job.uid, job, track(fresh)))
+                self._post(_Conflict(job.uid, job, self._reread(fresh)))
             except NotFoundError:
                 self._count("get", "not-found")
                 self._post(_Gone(job.uid))
@@ -543,6 +592,14 @@ class Reconciler:
         except Exception as e:  # never lose the in-flight marker of a Job
             log.exception("writing job=%s failed", job.key)
             self._post(_Failed(job.uid, repr(e)))
+
+    def _reread(self, obj: dict[str, Any]) -> TrackedJob | None:
+        """The record of a Job the API returned; an unreadable one is set aside (None)."""
+        job = read_job(obj)
+        if isinstance(job, Unreadable):
+            self._post(job)
+            return None
+        return job
 
     def _count(self, verb: str, outcome: str, resource: str = "jobs") -> None:
         self._metrics.api_requests.labels(verb=verb, resource=resource, outcome=outcome).inc()

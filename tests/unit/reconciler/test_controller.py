@@ -29,7 +29,7 @@ from webhook.core.forecast import ForecastResult
 from webhook.core.series import StepSeries, from_epoch, to_epoch
 from webhook.reconciler.controller import Reconciler
 from webhook.reconciler.decide import track
-from webhook.reconciler.feed import Changed, ListDone, Listed
+from webhook.reconciler.feed import Changed, ListDone, Listed, Unreadable
 from webhook.reconciler.kube import AlreadyExistsError, ConflictError, NotFoundError, Page
 from webhook.telemetry.metrics import ReconcilerMetrics
 
@@ -596,3 +596,29 @@ def test_the_gauges_count_the_waiting_jobs_and_the_overdue_ones() -> None:
     h.at(at(2 * HOUR + 61))  # a follower: nothing is released, "a" is past its latest start
     assert h.sample("greenlight_overdue_deferred_jobs") == 1.0
     assert h.sample("greenlight_deferred_jobs") == 2.0
+
+
+# --- Jobs set aside ---------------------------------------------------------------------------
+
+
+def test_an_unreadable_job_gets_one_warning_per_version_and_the_others_are_released() -> None:
+    h = _harness(replan_interval_s=24 * HOUR)
+    h.see(deferred_job("good", release_at=at(HOUR)))
+    unreadable = Unreadable("uid-ml-bad", "ml", "bad", "7", "metadata.name is ['x']")
+    for _ in range(3):  # three relists of the same version
+        h.reconciler.step(unreadable)
+    h.reconciler.step(Unreadable("uid-ml-bad", "ml", "bad", "8", "metadata.name is ['y']"))
+    h.at(at(HOUR))
+    h.record_events()
+    assert _released(h.stored("good"))[0]
+    warnings = [e for e in h.kube.events.values() if e["reason"] == "Unreadable"]
+    assert len(warnings) == 2
+    assert {e["type"] for e in warnings} == {"Warning"}
+    assert {e["involvedObject"]["uid"] for e in warnings} == {"uid-ml-bad"}
+    assert h.sample("greenlight_unreadable_jobs_total") == 2.0
+    assert not h.reconciler.stopped
+
+
+def test_the_unreadable_counter_is_exported_at_zero() -> None:
+    h = _harness()
+    assert h.metrics.registry.get_sample_value("greenlight_unreadable_jobs_total") == 0.0
