@@ -63,6 +63,10 @@ FORECAST_AGE_S = "greenlight.dev/forecast-age-s"
 FORECAST_ERROR_PCT = "greenlight.dev/forecast-error-pct"
 SAVINGS_PCT_LOW = "greenlight.dev/savings-pct-low"
 SAVINGS_PCT_HIGH = "greenlight.dev/savings-pct-high"
+# Provenance (webhook.core.provenance): the AdmissionReview request the decision was made in,
+# and the HMAC over the decision that proves greenlight wrote it.
+ADMISSION_UID = "greenlight.dev/admission-uid"
+SIGNATURE = "greenlight.dev/signature"
 
 # --- Outputs written by the reconciler (declared here so every key has one home) --------------
 RELEASED_AT = "greenlight.dev/released-at"
@@ -111,6 +115,8 @@ WEBHOOK_OUTPUT_KEYS: tuple[str, ...] = (
     FORECAST_ERROR_PCT,
     SAVINGS_PCT_LOW,
     SAVINGS_PCT_HIGH,
+    ADMISSION_UID,
+    SIGNATURE,
 )
 RECONCILER_OUTPUT_KEYS: tuple[str, ...] = (
     RELEASED_AT,

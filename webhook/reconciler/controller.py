@@ -37,6 +37,7 @@ from webhook.config.reconciler import ReconcilerSettings
 from webhook.core.cost import PriceModel
 from webhook.core.forecast import ForecastResult, ForecastSnapshots
 from webhook.core.planner import PlannerSettings
+from webhook.core.provenance import SigningKeys
 from webhook.core.series import StepSeries, from_epoch
 from webhook.reconciler import events as job_events
 from webhook.reconciler.decide import (
@@ -57,6 +58,7 @@ from webhook.reconciler.decide import (
 from webhook.reconciler.feed import (
     Changed,
     FeedMessage,
+    Forged,
     JobFeed,
     JobSource,
     ListDone,
@@ -198,8 +200,15 @@ class Reconciler:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         writers: Executor | None = None,
+        signing_keys: SigningKeys | None = None,
     ) -> None:
         self._kube = kube
+        self._signing_keys = signing_keys
+        if signing_keys is None:
+            log.warning(
+                "no signing keys configured: greenlight cannot tell its own decisions from "
+                "forged ones (set provenance.keys_file; docs/security.md)"
+            )
         self._settings = settings
         self._metrics = metrics
         metrics.start_at_zero(reason.value for reason in ReleaseReason)
@@ -225,6 +234,7 @@ class Reconciler:
         self._zones: set[str] = set()
         # Versions (uid, resourceVersion) of Jobs set aside as unreadable, warned about once.
         self._set_aside: set[tuple[str, str]] = set()
+        self._forged: set[str] = set()  # uids of forged Jobs warned about
         self._leading = False
         self._next_sweep = 0.0
         self._next_gauges = 0.0
@@ -251,6 +261,7 @@ class Reconciler:
             watch_timeout_s=settings.watch_timeout_s,
             retry_s=settings.retry_period_s,
             on_relist=self._on_relist,
+            signing_keys=signing_keys,
         )
         self.failure: BaseException | None = None
 
@@ -385,6 +396,8 @@ class Reconciler:
                 self._evaluate(message.uid)
         elif isinstance(message, Unreadable):
             self._unreadable(message)
+        elif isinstance(message, Forged):
+            self._forged_job(message)
         elif isinstance(message, _Written):
             self._written(message)
         elif isinstance(message, _Conflict):
@@ -442,6 +455,20 @@ class Reconciler:
                 suspended=False,
             )
             self._event(job_events.unreadable(record, message.error))
+
+    def _forged_job(self, message: Forged) -> None:
+        """Never track a Job greenlight did not sign; warn once per uid."""
+        job = message.job
+        self._drop(job.uid)
+        if job.uid in self._forged:
+            return
+        if len(self._forged) >= MAX_SET_ASIDE:
+            self._forged.clear()
+        self._forged.add(job.uid)
+        self._metrics.forged.inc()
+        log.warning("forged job=%s uid=%s: ignored: %s", job.key, job.uid, message.why)
+        if self._leading:
+            self._event(job_events.forged(job, message.why))
 
     def _list_done(self, message: ListDone) -> None:
         for uid in [uid for uid in self._jobs if uid not in message.uids]:
@@ -565,7 +592,7 @@ class Reconciler:
 
     def _write(self, job: TrackedJob, action: Action) -> None:
         now = self._clock()
-        patch = patch_for(job, action, from_epoch(now))
+        patch = patch_for(job, action, from_epoch(now), self._signing_keys)
         assert patch is not None
         try:
             updated = self._kube.patch_job(job.namespace, job.name, patch)
@@ -595,8 +622,8 @@ class Reconciler:
 
     def _reread(self, obj: dict[str, Any]) -> TrackedJob | None:
         """The record of a Job the API returned; an unreadable one is set aside (None)."""
-        job = read_job(obj)
-        if isinstance(job, Unreadable):
+        job = read_job(obj, self._signing_keys)
+        if isinstance(job, Unreadable | Forged):
             self._post(job)
             return None
         return job

@@ -33,6 +33,7 @@ from webhook.core.annotations import Decision, Deferral, DeferralError, format_n
 from webhook.core.cost import PriceModel
 from webhook.core.forecast import ForecastResult, ForecastUncertainty
 from webhook.core.planner import PlannerSettings, PlanRequest, Replan, replan
+from webhook.core.provenance import SIGNED_KEYS, SigningKeys
 from webhook.core.series import StepSeries
 from webhook.reconciler.accounting import Accounting, AccountingError, account
 from webhook.workloads.base import is_suspended, set_suspend
@@ -147,6 +148,9 @@ class TrackedJob:
     intensity_planned_g_per_kwh: float | None = None
     savings_g: float | None = None
     savings_pct: float | None = None
+    signed: tuple[tuple[str, str], ...] = ()
+    """The annotations its signature covers (``provenance.SIGNED_KEYS``): a re-plan signs
+    them again with the keys it changes."""
 
     @property
     def key(self) -> str:
@@ -208,6 +212,13 @@ def track(job: Mapping[str, Any]) -> TrackedJob | None:
         intensity_planned_g_per_kwh=_float(annotations.get(keys.INTENSITY_PLANNED)),
         savings_g=_float(annotations.get(keys.SAVINGS_G)),
         savings_pct=_float(annotations.get(keys.SAVINGS_PCT)),
+        signed=tuple(
+            sorted(
+                (k, v)
+                for k, v in annotations.items()
+                if k in SIGNED_KEYS and isinstance(v, str) and k != keys.SIGNATURE
+            )
+        ),
     )
 
 
@@ -531,12 +542,19 @@ def manual_patch(job: TrackedJob, now: datetime) -> dict[str, Any]:
     return {"metadata": _precondition(job, annotations)}
 
 
-def move_patch(job: TrackedJob, move: Move, now: datetime) -> dict[str, Any]:
+def move_patch(
+    job: TrackedJob, move: Move, now: datetime, signing_keys: SigningKeys | None = None
+) -> dict[str, Any]:
+    """Move the release; with signing keys, sign the moved plan (the old signature covers
+    the old release-at, so without a new one the Job would read as forged)."""
     annotations = {
         keys.RELEASE_AT: format_time(move.start),
         keys.REPLANNED_AT: format_time(now),
         keys.REPLAN_COUNT: str(job.replan_count + 1),
     }
+    if signing_keys is not None:
+        signed = {**dict(job.signed), **annotations}
+        annotations[keys.SIGNATURE] = signing_keys.sign(job.namespace, job.name, "", signed)
     return {"metadata": _precondition(job, annotations)}
 
 
@@ -551,14 +569,16 @@ def account_patch(job: TrackedJob, accounting: Accounting) -> dict[str, Any]:
     return {"metadata": _precondition(job, annotations)}
 
 
-def patch_for(job: TrackedJob, action: Action, now: datetime) -> dict[str, Any] | None:
+def patch_for(
+    job: TrackedJob, action: Action, now: datetime, signing_keys: SigningKeys | None = None
+) -> dict[str, Any] | None:
     """The PATCH that carries ``action`` out (None: nothing to write)."""
     if isinstance(action, Release):
         return release_patch(job, action.reason, now)
     if isinstance(action, RecordManual):
         return manual_patch(job, now)
     if isinstance(action, Move):
-        return move_patch(job, action, now)
+        return move_patch(job, action, now, signing_keys)
     if isinstance(action, Account):
         return account_patch(job, action.accounting)
     return None

@@ -8,7 +8,9 @@ so raw objects never pile up in a queue:
   ``uids`` was deleted while the feed was not watching;
 - ``Changed(uid, job)``  a watch event (``job`` None: deleted, or not greenlight's);
 - ``Unreadable(...)``  a Job marked deferred that cannot be read (see :func:`read_job`): set
-  aside, so one bad object never stops the feed.
+  aside, so one bad object never stops the feed;
+- ``Forged(...)``  a Job marked deferred whose signature does not verify: greenlight did not
+  write its decision, so it is never tracked (never released, patched or counted).
 
 A watch ends when the server's timeout runs out; the feed resumes from the last
 resourceVersion it saw (bookmarks keep it fresh on a quiet cluster). A ``410 Gone`` — on a
@@ -25,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from webhook.core.provenance import SigningKeys
 from webhook.reconciler.decide import TrackedJob, UnreadableJobError, track
 from webhook.reconciler.kube import GoneError, KubeError, Page
 
@@ -60,15 +63,30 @@ class Unreadable:
     error: str
 
 
-FeedMessage = Listed | ListDone | Changed | Unreadable
+@dataclass(frozen=True)
+class Forged:
+    """A Job marked deferred that greenlight did not sign: why its signature fails."""
+
+    job: TrackedJob
+    why: str
 
 
-def read_job(obj: Mapping[str, Any]) -> TrackedJob | Unreadable | None:
+FeedMessage = Listed | ListDone | Changed | Unreadable | Forged
+
+
+def read_job(
+    obj: Mapping[str, Any], signing_keys: SigningKeys | None = None
+) -> TrackedJob | Unreadable | Forged | None:
     """``track(obj)``, with a guard: whatever a Job holds, the answer is a record, None (not
-    greenlight's) or :class:`Unreadable` — never an exception, so one object cannot stop a
-    relist or a watch (anyone who can create a Job writes its annotations)."""
+    greenlight's), :class:`Unreadable` or (with signing keys) :class:`Forged` — never an
+    exception, so one object cannot stop a relist or a watch (anyone who can create a Job
+    writes its annotations)."""
     try:
-        return track(obj)
+        job = track(obj)
+        if job is None or signing_keys is None:
+            return job
+        problem = signing_keys.problem(_metadata(obj))
+        return job if problem is None else Forged(job, problem)
     except UnreadableJobError as e:
         error = str(e)
     except Exception as e:  # a bug in reading must cost one Job, not the reconciler
@@ -122,8 +140,10 @@ class JobFeed:
         retry_s: float = 2.0,
         on_relist: Callable[[str], None] = lambda cause: None,
         clock: Callable[[], float] = time.monotonic,
+        signing_keys: SigningKeys | None = None,
     ) -> None:
         self._source = source
+        self._signing_keys = signing_keys
         self._sink = sink
         self._page_size = page_size
         self._watch_timeout_s = watch_timeout_s
@@ -185,8 +205,8 @@ class JobFeed:
     def _tracked(self, items: Iterable[Mapping[str, Any]], uids: set[str]) -> list[TrackedJob]:
         jobs = []
         for item in items:
-            job = read_job(item)
-            if isinstance(job, Unreadable):
+            job = read_job(item, self._signing_keys)
+            if isinstance(job, Unreadable | Forged):
                 self._sink(job)
             elif job is not None:
                 jobs.append(job)
@@ -204,8 +224,8 @@ class JobFeed:
                     if kind == "BOOKMARK":
                         continue
                     uid = str(metadata.get("uid", ""))
-                    job = None if kind == "DELETED" else read_job(obj)
-                    if isinstance(job, Unreadable):
+                    job = None if kind == "DELETED" else read_job(obj, self._signing_keys)
+                    if isinstance(job, Unreadable | Forged):
                         self._sink(job)  # the controller drops it if it was tracked
                     else:
                         self._sink(Changed(uid, job))
