@@ -235,6 +235,8 @@ class Reconciler:
         # Versions (uid, resourceVersion) of Jobs set aside as unreadable, warned about once.
         self._set_aside: set[tuple[str, str]] = set()
         self._forged: set[str] = set()  # uids of forged Jobs warned about
+        # Warnings about Jobs set aside while this replica follows: recorded when it leads.
+        self._pending_warnings: dict[str, job_events.JobEvent] = {}
         self._leading = False
         self._next_sweep = 0.0
         self._next_gauges = 0.0
@@ -446,7 +448,7 @@ class Reconciler:
             message.resource_version,
             message.error,
         )
-        if message.uid and message.namespace and message.name and self._leading:
+        if message.uid and message.namespace and message.name:
             record = TrackedJob(
                 uid=message.uid,
                 namespace=message.namespace,
@@ -454,7 +456,14 @@ class Reconciler:
                 resource_version=message.resource_version,
                 suspended=False,
             )
-            self._event(job_events.unreadable(record, message.error))
+            self._warn(job_events.unreadable(record, message.error))
+
+    def _warn(self, event: job_events.JobEvent) -> None:
+        """Record a Warning now if this replica leads, else once it does."""
+        if self._leading:
+            self._event(event)
+        elif len(self._pending_warnings) < MAX_SET_ASIDE:
+            self._pending_warnings[event.name] = event
 
     def _forged_job(self, message: Forged) -> None:
         """Never track a Job greenlight did not sign; warn once per uid."""
@@ -467,8 +476,7 @@ class Reconciler:
         self._forged.add(job.uid)
         self._metrics.forged.inc()
         log.warning("forged job=%s uid=%s: ignored: %s", job.key, job.uid, message.why)
-        if self._leading:
-            self._event(job_events.forged(job, message.why))
+        self._warn(job_events.forged(job, message.why))
 
     def _list_done(self, message: ListDone) -> None:
         for uid in [uid for uid in self._jobs if uid not in message.uids]:
@@ -493,6 +501,9 @@ class Reconciler:
         )
         if leading:
             self._prefetch_events()
+            for event in self._pending_warnings.values():
+                self._event(event)
+            self._pending_warnings.clear()
             for uid in list(self._jobs):
                 self._evaluate(uid)
 

@@ -715,3 +715,16 @@ def test_a_re_plan_signs_the_moved_plan_so_the_job_is_still_released() -> None:
     h.at(at(10 * HOUR))
     assert _released(h.stored()) == (True, format_time(at(10 * HOUR)), "replanned")
     assert h.sample("greenlight_forged_jobs_total") == 0.0
+
+
+def test_a_forged_job_seen_by_a_follower_is_warned_about_once_it_leads() -> None:
+    h = _harness(signing_keys=SIGNER, leader=False)
+    h.other_replica_holds_the_lease()
+    h.see(deferred_job("forged"))
+    h.record_events()
+    assert h.kube.reasons() == []
+    h.at(at(10))
+    h.at(at(40))  # replica-b stopped renewing: its lease has run out
+    assert h.reconciler.leading()
+    h.record_events()
+    assert h.kube.reasons() == ["ForgedDecision"]
