@@ -24,6 +24,7 @@ import httpx
 import pytest
 import yaml
 
+from webhook.core.provenance import load_keys
 from webhook.devtools.localcluster import LocalControlPlane, free_port, resolve_bin_dir, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -403,12 +404,24 @@ def test_reconcile_as_its_account_leads_and_releases_a_due_job(
     rendered: list[Doc],
     kubeconfig_for: Callable[[str], Path],
     job_namespace: str,
+    tmp_path: Path,
 ) -> None:
     deployment = next(
         d for d in rendered if d["kind"] == "Deployment" and d["metadata"]["name"] == RECONCILER_SA
     )
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    # The key the chart generated, where the Deployment mounts it (here: a file of the test's).
+    (secret,) = (
+        d for d in rendered if d["kind"] == "Secret" and "signing" in d["metadata"]["name"]
+    )
+    key_file = tmp_path / "keys"
+    key_file.write_bytes(base64.b64decode(secret["data"]["keys"]))
+    assert env["GREENLIGHT_PROVENANCE__KEYS_FILE"] == "/etc/greenlight/signing/keys"
+    env["GREENLIGHT_PROVENANCE__KEYS_FILE"] = str(key_file)
+    # Past its latest start: released now whatever a re-plan would prefer.
+    plan = {**deferred("2026-01-01T01:00:00Z"), "greenlight.dev/admission-uid": "e2e-chart"}
+    plan["greenlight.dev/signature"] = load_keys(key_file).sign(job_namespace, "due", "", plan)
     port = free_port()
     process = subprocess.Popen(
         [
@@ -457,10 +470,7 @@ def test_reconcile_as_its_account_leads_and_releases_a_due_job(
             job_namespace,
             "-f",
             "-",
-            # Past its latest start: released now whatever a re-plan would prefer.
-            stdin=json.dumps(
-                job("due", suspend=True, annotations=deferred("2026-01-01T01:00:00Z"))
-            ),
+            stdin=json.dumps(job("due", suspend=True, annotations=plan)),
         )
         released = wait_until(
             lambda: kubectl_json(control_plane, "get", "job", "due", "-n", job_namespace)[
