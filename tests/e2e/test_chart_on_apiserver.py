@@ -489,5 +489,9 @@ def test_reconcile_as_its_account_leads_and_releases_a_due_job(
     else:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
-    assert "Forbidden" not in output, output
-    assert " 403" not in output, output
+    # RBAC refusals only: an Event in a namespace another test is deleting is refused too
+    # (a ForgedDecision Warning on that test's unsigned Jobs), and is not about RBAC.
+    refusals = [
+        line for line in output.splitlines() if "because it is being terminated" not in line
+    ]
+    assert not [line for line in refusals if "Forbidden" in line or " 403" in line], output
