@@ -173,15 +173,26 @@ def test_forged_jobs_never_stop_release_or_count_and_honest_ones_are_released(
     stored = {where: cluster.job(*where) for where in forged}
 
     # Honest Jobs, through the webhook: the clean half of the next minute, within 2 minutes.
-    cluster.webhook(register_webhook, zone=FAST)
-    honest = [f"honest-{index}" for index in range(HONEST)]
-    for name in honest:
+    webhook = cluster.webhook(register_webhook, zone=FAST)
+    honest = [f"honest-{index}" for index in range(HONEST - 1)]
+    for index in range(HONEST):
         job = plain_job(
-            name, {keys.ZONE: FAST, keys.MAX_DELAY: "2m", keys.EXPECTED_DURATION: "10s"}
+            f"honest-{index}",
+            {keys.ZONE: FAST, keys.MAX_DELAY: "2m", keys.EXPECTED_DURATION: "10s"},
         )
         job["spec"]["template"]["spec"]["nodeSelector"] = NOWHERE
+        if index == HONEST - 1:  # named by the apiserver: signed over the prefix
+            job["metadata"] = {
+                "generateName": "honest-gen-",
+                "annotations": job["metadata"]["annotations"],
+            }
         created = mallory.create_namespaced_job(opted, job)
         assert annotations(created)[keys.DECISION] == "deferred", annotations(created)
+        if index == HONEST - 1:
+            honest.append(created.metadata.name)
+    # What the mutating webhook saw of that one: no name yet, only the prefix (it logs the
+    # request's name, or the object's generateName when there is none).
+    assert f"decision job={opted}/honest-gen- decision=deferred" in webhook.log()
 
     # With the webhook registered, a forged create in the opted-in namespace is refused.
     with pytest.raises(ApiException) as refused:
