@@ -16,20 +16,25 @@ and the others none.
 from __future__ import annotations
 
 import random
-import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from e2e_jobs import plain_job
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from test_reconciler import FAST, NOWHERE, Cluster, annotations, replay_files, time_of
+from test_reconciler import (  # noqa: F401  (cluster is a fixture)
+    FAST,
+    NOWHERE,
+    Cluster,
+    annotations,
+    cluster,
+    time_of,
+)
 
 from webhook.core import annotations as keys
-from webhook.devtools.localcluster import LocalControlPlane, wait_until
+from webhook.devtools.localcluster import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -77,31 +82,6 @@ def fuzzed_annotations(rng: random.Random) -> dict[str, str]:
     return fuzzed
 
 
-@pytest.fixture
-def signed_cluster(
-    workloads_plane: LocalControlPlane,
-    kube_api: client.ApiClient,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Cluster]:
-    """The reconciler tests' Cluster, with a signing key for every process it starts."""
-    key_file = tmp_path / "signing-keys"
-    key_file.write_text(secrets.token_hex(32) + "\n")
-    monkeypatch.setenv("GREENLIGHT_PROVENANCE__KEYS_FILE", str(key_file))
-    core = client.CoreV1Api(kube_api)
-    try:
-        core.create_namespace({"metadata": {"name": "greenlight"}})
-    except ApiException as e:
-        if e.status != 409:
-            raise
-    state = Cluster(workloads_plane, kube_api, tmp_path, replay_files(tmp_path))
-    try:
-        yield state
-    finally:
-        for process in reversed(state.started):
-            process.stop()
-
-
 def grant_jobs(api: client.ApiClient, namespace: str, user: str) -> None:
     rbac = client.RbacAuthorizationV1Api(api)
     rbac.create_namespaced_role(
@@ -133,9 +113,9 @@ def as_user(api: client.ApiClient, user: str) -> client.ApiClient:
     return impersonated
 
 
-def greenlight_events(cluster: Cluster, namespace: str, uid: str) -> list[Any]:
+def greenlight_events(on: Cluster, namespace: str, uid: str) -> list[Any]:
     """The Events greenlight recorded on a Job (the Job controller records its own)."""
-    return [e for e in cluster.events(namespace, uid) if e.source.component == "greenlight"]
+    return [e for e in on.events(namespace, uid) if e.source.component == "greenlight"]
 
 
 def forged_job(name: str, fuzzed: dict[str, str], rng: random.Random) -> dict[str, Any]:
@@ -145,11 +125,10 @@ def forged_job(name: str, fuzzed: dict[str, str], rng: random.Random) -> dict[st
 
 
 def test_forged_jobs_never_stop_release_or_count_and_honest_ones_are_released(
-    signed_cluster: Cluster,
+    cluster: Cluster,  # noqa: F811  (the fixture imported above; it signs with its own key)
     make_namespace: Callable[..., str],
     register_webhook: Callable[..., Any],
 ) -> None:
-    cluster = signed_cluster
     opted, plain = make_namespace(opted_in=True), make_namespace(opted_in=False)
     for namespace in (opted, plain):
         grant_jobs(cluster.api, namespace, MALLORY)
