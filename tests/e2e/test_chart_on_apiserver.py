@@ -399,6 +399,46 @@ def test_release_all_as_the_uninstall_account_releases_every_held_job_and_no_oth
     assert control_plane.kubectl("get", "validatingwebhookconfiguration", FULLNAME).returncode == 0
 
 
+def test_release_all_with_the_signing_key_releases_signed_jobs_and_leaves_forged_ones(
+    control_plane: LocalControlPlane,
+    kubeconfig_for: Callable[[str], Path],
+    job_namespace: str,
+    tmp_path: Path,
+) -> None:
+    key_file = tmp_path / "keys"
+    key_file.write_text("k" * 64 + "\n")
+    genuine = {**deferred(), "greenlight.dev/admission-uid": "e2e-release-all"}
+    genuine["greenlight.dev/signature"] = load_keys(key_file).sign(
+        job_namespace, "signed", "", genuine
+    )
+    jobs = [
+        job("signed", suspend=True, annotations=genuine),
+        job("forged", suspend=True, annotations=deferred()),
+    ]
+    control_plane.kubectl(
+        "apply",
+        "-n",
+        job_namespace,
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": jobs}),
+    )
+    result = greenlight(
+        "release-all",
+        f"--kubeconfig={kubeconfig_for(UNINSTALL_SA)}",
+        env={"GREENLIGHT_PROVENANCE__KEYS_FILE": str(key_file)},
+    )
+    assert result.returncode == 0, result.stderr
+
+    def get(name: str) -> Doc:
+        return kubectl_json(control_plane, "get", "job", name, "-n", job_namespace)
+
+    assert get("signed")["spec"]["suspend"] is False
+    forged = get("forged")
+    assert forged["spec"]["suspend"] is True
+    assert "greenlight.dev/released-at" not in forged["metadata"]["annotations"]
+
+
 def test_reconcile_as_its_account_leads_and_releases_a_due_job(
     control_plane: LocalControlPlane,
     rendered: list[Doc],
