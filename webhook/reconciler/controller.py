@@ -77,6 +77,7 @@ from webhook.reconciler.kube import (
 from webhook.reconciler.lease import Elector, LeaseRecord, record_from_spec, spec_from_record
 from webhook.reconciler.timers import TimerQueue
 from webhook.telemetry.metrics import ReconcilerMetrics
+from webhook.workloads.ownership import job_annotations
 
 log = logging.getLogger(__name__)
 
@@ -603,9 +604,19 @@ class Reconciler:
 
     def _write(self, job: TrackedJob, action: Action) -> None:
         now = self._clock()
-        patch = patch_for(job, action, from_epoch(now), self._signing_keys)
-        assert patch is not None
         try:
+            signed: dict[str, str] | None = None
+            if isinstance(action, Move) and self._signing_keys is not None:
+                # A move is signed over the whole plan, which is not kept in memory: read it.
+                current = self._kube.get_job(job.namespace, job.name)
+                self._count("get", "ok")
+                version = str((current.get("metadata") or {}).get("resourceVersion"))
+                if version != job.resource_version:  # changed since decided on: decide again
+                    self._post(_Conflict(job.uid, job, self._reread(current)))
+                    return
+                signed = {k: v for k, v in job_annotations(current).items() if isinstance(v, str)}
+            patch = patch_for(job, action, from_epoch(now), self._signing_keys, signed)
+            assert patch is not None
             updated = self._kube.patch_job(job.namespace, job.name, patch)
             self._count("patch", "ok")
             self._post(_Written(job.uid, action, job, self._reread(updated), now))

@@ -148,9 +148,6 @@ class TrackedJob:
     intensity_planned_g_per_kwh: float | None = None
     savings_g: float | None = None
     savings_pct: float | None = None
-    signed: tuple[tuple[str, str], ...] = ()
-    """The annotations its signature covers (``provenance.SIGNED_KEYS``): a re-plan signs
-    them again with the keys it changes."""
 
     @property
     def key(self) -> str:
@@ -212,13 +209,6 @@ def track(job: Mapping[str, Any]) -> TrackedJob | None:
         intensity_planned_g_per_kwh=_float(annotations.get(keys.INTENSITY_PLANNED)),
         savings_g=_float(annotations.get(keys.SAVINGS_G)),
         savings_pct=_float(annotations.get(keys.SAVINGS_PCT)),
-        signed=tuple(
-            sorted(
-                (k, v)
-                for k, v in annotations.items()
-                if k in SIGNED_KEYS and isinstance(v, str) and k != keys.SIGNATURE
-            )
-        ),
     )
 
 
@@ -543,18 +533,25 @@ def manual_patch(job: TrackedJob, now: datetime) -> dict[str, Any]:
 
 
 def move_patch(
-    job: TrackedJob, move: Move, now: datetime, signing_keys: SigningKeys | None = None
+    job: TrackedJob,
+    move: Move,
+    now: datetime,
+    signing_keys: SigningKeys | None = None,
+    signed: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Move the release; with signing keys, sign the moved plan (the old signature covers
-    the old release-at, so without a new one the Job would read as forged)."""
+    """Move the release; with signing keys, sign the moved plan: ``signed`` are the Job's
+    annotations at ``job.resource_version`` (the old signature covers the old release-at, so
+    without a new one the Job would read as forged). They are read just before the write
+    rather than kept: every tracked Job would otherwise hold its whole plan in memory."""
     annotations = {
         keys.RELEASE_AT: format_time(move.start),
         keys.REPLANNED_AT: format_time(now),
         keys.REPLAN_COUNT: str(job.replan_count + 1),
     }
     if signing_keys is not None:
-        signed = {**dict(job.signed), **annotations}
-        annotations[keys.SIGNATURE] = signing_keys.sign(job.namespace, job.name, "", signed)
+        plan = {k: v for k, v in (signed or {}).items() if k in SIGNED_KEYS}
+        plan.update(annotations)
+        annotations[keys.SIGNATURE] = signing_keys.sign(job.namespace, job.name, "", plan)
     return {"metadata": _precondition(job, annotations)}
 
 
@@ -570,15 +567,20 @@ def account_patch(job: TrackedJob, accounting: Accounting) -> dict[str, Any]:
 
 
 def patch_for(
-    job: TrackedJob, action: Action, now: datetime, signing_keys: SigningKeys | None = None
+    job: TrackedJob,
+    action: Action,
+    now: datetime,
+    signing_keys: SigningKeys | None = None,
+    signed: Mapping[str, str] | None = None,
 ) -> dict[str, Any] | None:
-    """The PATCH that carries ``action`` out (None: nothing to write)."""
+    """The PATCH that carries ``action`` out (None: nothing to write); ``signed``: see
+    :func:`move_patch`."""
     if isinstance(action, Release):
         return release_patch(job, action.reason, now)
     if isinstance(action, RecordManual):
         return manual_patch(job, now)
     if isinstance(action, Move):
-        return move_patch(job, action, now, signing_keys)
+        return move_patch(job, action, now, signing_keys, signed)
     if isinstance(action, Account):
         return account_patch(job, action.accounting)
     return None
