@@ -728,3 +728,21 @@ def test_a_forged_job_seen_by_a_follower_is_warned_about_once_it_leads() -> None
     assert h.reconciler.leading()
     h.record_events()
     assert h.kube.reasons() == ["ForgedDecision"]
+
+
+def test_a_move_on_a_job_changed_since_it_was_decided_on_is_decided_again_then_signed() -> None:
+    h = _harness(_hourly({range(10, 14): 20.0}, 400.0), signing_keys=SIGNER)
+    h.see(_signed(deferred_job(release_at=at(6 * HOUR), release_by=at(20 * HOUR))))
+    # Its user labels it; the watch event has not arrived when the move is written.
+    h.kube.edit_job("ml", "train", lambda j: j["metadata"]["annotations"].update(team="vision"))
+    h.at(at(6 * HOUR))
+    moved = h.stored()
+    assert moved["metadata"]["annotations"][keys.RELEASE_AT] == format_time(at(10 * HOUR))
+    assert moved["metadata"]["annotations"]["team"] == "vision"
+    assert SIGNER.problem(moved["metadata"]) is None
+    assert (
+        h.sample(
+            "greenlight_reconciler_api_requests_total", verb="get", resource="jobs", outcome="ok"
+        )
+        == 2.0
+    )  # the read that found it changed, and the one the move was signed over
