@@ -39,6 +39,7 @@ from test_reconciler import (  # noqa: F401  (cluster is a fixture)
     cluster,
     deferred_job,
     released,
+    signed,
 )
 
 from webhook.core import annotations as keys
@@ -235,7 +236,7 @@ def test_prometheus_evaluates_every_dashboard_query_and_alert_rule(
     assert cluster.job(namespace, "admitted").metadata.annotations[keys.DECISION] == "deferred"
     # ... and one planned a few seconds ahead, released and run to completion (accounted).
     batch.create_namespaced_job(
-        namespace, deferred_job("soon", release_in_s=3, release_by_in_s=300)
+        namespace, signed(namespace, deferred_job("soon", release_in_s=3, release_by_in_s=300))
     )
     cluster.wait_job(namespace, "soon", released, "released")
     cluster.wait_job(

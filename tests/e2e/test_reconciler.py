@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import ssl
 import subprocess
@@ -31,6 +32,7 @@ from kubernetes.client.exceptions import ApiException
 
 from webhook.core import annotations as keys
 from webhook.core.annotations import format_time
+from webhook.core.provenance import SigningKeys
 from webhook.devtools.localcluster import ADMIN_USER, LocalControlPlane, free_port, wait_until
 
 HOUR_S = 3600
@@ -143,9 +145,15 @@ class Cluster:
         return client.CoreV1Api(self.api)
 
     def environ(self, **settings: str) -> dict[str, str]:
+        key_file = self.workdir / "signing-keys"
+        if not key_file.exists():
+            key_file.write_bytes(SIGNING_KEY + b"\n")
         return {
             **os.environ,
             **self.plane.environ(),
+            # Signed decisions, as the chart deploys them: Jobs this suite writes as the
+            # webhook would are signed with the same key (``signed``).
+            "GREENLIGHT_PROVENANCE__KEYS_FILE": str(key_file),
             "GREENLIGHT_REPLAY": json.dumps(
                 {"files": self.replay, "embedded": False, "forecast_error_pct": 0}
             ),
@@ -327,6 +335,20 @@ def cluster(
 # --- Jobs -------------------------------------------------------------------------------------
 
 
+SIGNING_KEY = secrets.token_hex(32).encode()
+
+
+def signed(namespace: str, job: dict[str, Any]) -> dict[str, Any]:
+    """``job`` with the signature the webhook would have written (the suite's key)."""
+    metadata = job["metadata"]
+    annotations = metadata["annotations"]
+    annotations[keys.ADMISSION_UID] = f"e2e-{uuid.uuid4()}"
+    annotations[keys.SIGNATURE] = SigningKeys((SIGNING_KEY,)).sign(
+        namespace, metadata["name"], "", annotations
+    )
+    return job
+
+
 def deferred_job(
     name: str,
     *,
@@ -409,7 +431,7 @@ def test_a_deferred_job_is_released_at_its_window_runs_and_its_actual_emissions_
     namespace = make_namespace(opted_in=False)
     reconciler = cluster.reconciler()
     cluster.batch.create_namespaced_job(
-        namespace, deferred_job("train", release_in_s=6, release_by_in_s=300)
+        namespace, signed(namespace, deferred_job("train", release_in_s=6, release_by_in_s=300))
     )
 
     job = cluster.wait_job(namespace, "train", released, "released")
@@ -487,8 +509,11 @@ def test_with_every_provider_down_jobs_are_released_by_their_deadline(
     for name, (release_in, by_in) in {"planned": (5, 12), "at-deadline": (8, 8)}.items():
         cluster.batch.create_namespaced_job(
             namespace,
-            deferred_job(
-                name, release_in_s=release_in, release_by_in_s=by_in, node_selector=NOWHERE
+            signed(
+                namespace,
+                deferred_job(
+                    name, release_in_s=release_in, release_by_in_s=by_in, node_selector=NOWHERE
+                ),
             ),
         )
     for name in ("planned", "at-deadline"):
@@ -511,7 +536,12 @@ def test_a_reconciler_killed_while_jobs_come_due_releases_each_exactly_once_afte
     for i, name in enumerate(names):
         cluster.batch.create_namespaced_job(
             namespace,
-            deferred_job(name, release_in_s=4 + 2 * i, release_by_in_s=600, node_selector=NOWHERE),
+            signed(
+                namespace,
+                deferred_job(
+                    name, release_in_s=4 + 2 * i, release_by_in_s=600, node_selector=NOWHERE
+                ),
+            ),
         )
     patches_before = cluster.successful_job_patches()
     wait_until(
@@ -558,7 +588,12 @@ def test_two_replicas_elect_one_leader_and_the_other_takes_over_releasing_each_j
     for i, name in enumerate(names):
         cluster.batch.create_namespaced_job(
             namespace,
-            deferred_job(name, release_in_s=3 + 2 * i, release_by_in_s=600, node_selector=NOWHERE),
+            signed(
+                namespace,
+                deferred_job(
+                    name, release_in_s=3 + 2 * i, release_by_in_s=600, node_selector=NOWHERE
+                ),
+            ),
         )
     patches_before = cluster.successful_job_patches()
     wait_until(
@@ -584,7 +619,10 @@ def test_active_deadline_seconds_counts_from_the_release_not_the_admission(
     created = datetime.now(UTC)
     cluster.batch.create_namespaced_job(
         namespace,
-        deferred_job("bounded", release_in_s=15, release_by_in_s=300, active_deadline_s=10),
+        signed(
+            namespace,
+            deferred_job("bounded", release_in_s=15, release_by_in_s=300, active_deadline_s=10),
+        ),
     )
     job = cluster.wait_job(
         namespace, "bounded", lambda j: conditions(j) & {"Complete", "Failed"}, "finished"
@@ -726,7 +764,7 @@ def test_serve_with_reconciler_runs_both_in_one_process(
     namespace = make_namespace(opted_in=True)
     server = cluster.webhook(register_webhook, with_reconciler=True)
     cluster.batch.create_namespaced_job(
-        namespace, deferred_job("both", release_in_s=4, release_by_in_s=300)
+        namespace, signed(namespace, deferred_job("both", release_in_s=4, release_by_in_s=300))
     )
     job = cluster.wait_job(namespace, "both", released, "released by the in-process reconciler")
     assert annotations(job)[keys.RELEASE_REASON] == "window"
@@ -746,13 +784,15 @@ def test_status_lists_what_waits_per_namespace_from_the_apiserver(
 ) -> None:
     first, second = make_namespace(opted_in=False), make_namespace(opted_in=False)
     cluster.batch.create_namespaced_job(
-        first, deferred_job("later", release_in_s=5 * HOUR_S, release_by_in_s=9 * HOUR_S)
+        first,
+        signed(first, deferred_job("later", release_in_s=5 * HOUR_S, release_by_in_s=9 * HOUR_S)),
     )
     cluster.batch.create_namespaced_job(
-        first, deferred_job("overdue", release_in_s=-60, release_by_in_s=8 * HOUR_S)
+        first, signed(first, deferred_job("overdue", release_in_s=-60, release_by_in_s=8 * HOUR_S))
     )
     cluster.batch.create_namespaced_job(
-        second, deferred_job("other", release_in_s=2 * HOUR_S, release_by_in_s=9 * HOUR_S)
+        second,
+        signed(second, deferred_job("other", release_in_s=2 * HOUR_S, release_by_in_s=9 * HOUR_S)),
     )
     gone = deferred_job("released", release_in_s=-60, release_by_in_s=HOUR_S)
     gone["spec"]["suspend"] = False

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from webhook.cli.release_all import release_event, release_patch
+from webhook.cli.release_all import held, release_event, release_patch
+from webhook.core.provenance import SigningKeys
 from webhook.workloads.ownership import greenlight_owns
 
 NOW = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
@@ -69,3 +70,16 @@ def test_release_event_is_named_once_per_job_and_fits_the_name_limit(name: str) 
     }
     assert event["reason"] == "Released"
     assert "reason uninstall" in event["message"]
+
+
+def test_with_signing_keys_only_a_signed_decision_is_held_and_released() -> None:
+    signer = SigningKeys((b"u" * 32,))
+    genuine = deferred_job()
+    annotations = genuine["metadata"]["annotations"]
+    annotations["greenlight.dev/admission-uid"] = "req-1"
+    annotations["greenlight.dev/signature"] = signer.signed(genuine["metadata"], annotations)
+    forged = deferred_job("forged")
+    assert held(genuine, signer)
+    assert not held(forged, signer)
+    assert held(forged, None)  # no keys configured: as before, every owned Job
+    assert not held(deferred_job(annotations={}), None)

@@ -47,6 +47,7 @@ from webhook.core.energy import (
 from webhook.core.energy import parse_workload as energy_workload
 from webhook.core.forecast import ForecastResult, ForecastSnapshots, ForecastUncertainty
 from webhook.core.planner import Plan, PlannerSettings, PlanRequest, latest_start, plan
+from webhook.core.provenance import SigningKeys
 from webhook.core.resources import JobSpecError, WorkloadResources
 from webhook.core.series import StepSeries, to_epoch
 from webhook.telemetry.metrics import Metrics
@@ -201,6 +202,8 @@ class MutationContext:
     forecasts: ForecastSnapshots
     namespace_defaults: Callable[[str], Inputs]
     want_zone: Callable[[str], None] = lambda zone: None
+    signing_keys: SigningKeys | None = None
+    """Sign every decision (None: unsigned; the reconciler then cannot tell it from a forgery)."""
     memo: DecisionMemo = dataclasses.field(default_factory=DecisionMemo)
 
     @functools.cached_property
@@ -246,7 +249,11 @@ def _mapping(value: object) -> Mapping[str, Any]:
 
 
 def _patched(
-    request: AdmissionRequest, outputs: Mapping[str, str], *, suspend: bool
+    request: AdmissionRequest,
+    outputs: Mapping[str, str],
+    *,
+    suspend: bool,
+    signing_keys: SigningKeys | None,
 ) -> AdmissionResponse:
     """The response adding ``outputs`` (and ``spec.suspend: true``), as a diff of the parts
     greenlight changes, at map granularity: the annotations map is one value (``add`` of a
@@ -257,7 +264,19 @@ def _patched(
     raw_metadata = request.object.get("metadata")
     metadata = _mapping(raw_metadata)
     existing = _mapping(metadata.get("annotations"))
-    merged = {**existing, **outputs}
+    if signing_keys is None:
+        merged = {**existing, **outputs}
+    else:
+        # Only what greenlight decided is signed: output keys the user set are dropped.
+        merged = {k: v for k, v in existing.items() if not keys.is_output_key(k)}
+        merged.update(outputs)
+        merged[keys.ADMISSION_UID] = request.uid
+        merged[keys.SIGNATURE] = signing_keys.sign(
+            request.namespace,
+            _text(metadata.get("name")),
+            _text(metadata.get("generateName")),
+            merged,
+        )
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     if merged != existing:
@@ -269,6 +288,10 @@ def _patched(
         before.update(change[0])
         after.update(change[1])
     return AdmissionResponse(uid=request.uid, allowed=True, patch=diff_patch(before, after))
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _unjudged(request: AdmissionRequest, code: str, reason: str) -> Judgement:
@@ -284,11 +307,12 @@ def _outputs(decision: Decision, code: str, reason: str, now: datetime) -> dict[
     }
 
 
-def _skipped(request: AdmissionRequest, skip: Skip, now: datetime) -> Judgement:
+def _skipped(
+    request: AdmissionRequest, skip: Skip, now: datetime, signing_keys: SigningKeys | None
+) -> Judgement:
     outputs = _outputs(Decision.SKIPPED, skip.code, skip.reason, now)
-    return Judgement(
-        _patched(request, outputs, suspend=False), Decision.SKIPPED, skip.code, skip.reason
-    )
+    response = _patched(request, outputs, suspend=False, signing_keys=signing_keys)
+    return Judgement(response, Decision.SKIPPED, skip.code, skip.reason)
 
 
 def _run_now(
@@ -297,11 +321,13 @@ def _run_now(
     reason: str,
     now: datetime,
     extra: Mapping[str, str] | None = None,
+    *,
+    signing_keys: SigningKeys | None,
     **details: Any,
 ) -> Judgement:
     outputs = {**_outputs(Decision.RUN_NOW, code, reason, now), **(extra or {})}
     return Judgement(
-        _patched(request, outputs, suspend=False),
+        _patched(request, outputs, suspend=False, signing_keys=signing_keys),
         Decision.RUN_NOW,
         code,
         reason,
@@ -359,6 +385,7 @@ def _plan_output_parts(
 def judge(request: AdmissionRequest, context: MutationContext, now: datetime) -> Judgement:
     """The decision on one admission request (pure: no I/O, no metrics, no logs)."""
     settings = context.settings
+    signer = context.signing_keys
     if not request.is_job or request.operation != "CREATE":
         return _unjudged(request, "not-a-job-create", "only Job creation is judged")
     if request.namespace in settings.webhook.excluded_namespaces or (
@@ -375,7 +402,9 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
     parsed = keys.parse_inputs(annotations)
     if parsed.errors:
         bad = ", ".join(error.key for error in parsed.errors)
-        return _skipped(request, Skip("invalid-annotations", f"bad annotations: {bad}"), now)
+        return _skipped(
+            request, Skip("invalid-annotations", f"bad annotations: {bad}"), now, signer
+        )
     job_inputs = parsed.inputs
     effective = context.memo.effective_inputs(
         job_inputs, context.namespace_defaults(request.namespace), context.global_inputs
@@ -387,13 +416,13 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
         )
     skip = never_defer(request.object, job_inputs, effective)
     if skip is not None:
-        return _skipped(request, skip, now)
+        return _skipped(request, skip, now, signer)
 
     duration_s = effective.expected_duration_s or settings.webhook.expected_duration_s
     latest = latest_start(now, duration_s, effective.max_delay_s, effective.deadline)
     skip = no_room(now, latest, settings.webhook.min_wait_s)
     if skip is not None:
-        return _skipped(request, skip, now)
+        return _skipped(request, skip, now, signer)
 
     try:
         estimate = context.memo.energy(
@@ -405,7 +434,9 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
             settings=settings.energy,
         )
     except (JobSpecError, EnergyModelError) as e:
-        return _run_now(request, "no-estimate", f"energy cannot be estimated: {e}", now)
+        return _run_now(
+            request, "no-estimate", f"energy cannot be estimated: {e}", now, signing_keys=signer
+        )
 
     zone = effective.zone or settings.webhook.zone
     context.want_zone(zone)
@@ -416,6 +447,7 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
             "no-forecast",
             f"no forecast for zone {zone}: {forecast.reason}",
             now,
+            signing_keys=signer,
             energy_kwh=estimate.energy_kwh,
             zone=zone,
             forecast=forecast,
@@ -428,6 +460,7 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
             f"the forecast for zone {zone} is {age_s:.0f} s old, over the "
             f"{settings.webhook.forecast_max_age_s} s limit",
             now,
+            signing_keys=signer,
             energy_kwh=estimate.energy_kwh,
             zone=zone,
             forecast=forecast,
@@ -459,15 +492,17 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
         "forecast": forecast,
     }
     if not result.deferred:
-        return _run_now(request, result.reason, result.detail, now, outputs, **details)
+        return _run_now(
+            request, result.reason, result.detail, now, outputs, signing_keys=signer, **details
+        )
     if effective.mode == Mode.OBSERVE:
         reason = f"observe mode, would defer to {format_time(result.start)}: {result.detail}"
         outputs = {**_outputs(Decision.OBSERVED, result.reason, reason, now), **outputs}
-        response = _patched(request, outputs, suspend=False)
+        response = _patched(request, outputs, suspend=False, signing_keys=signer)
         return Judgement(response, Decision.OBSERVED, result.reason, reason, **details)
     reason = f"deferred to {format_time(result.start)}: {result.detail}"
     outputs = {**_outputs(Decision.DEFERRED, result.reason, reason, now), **outputs}
-    response = _patched(request, outputs, suspend=True)
+    response = _patched(request, outputs, suspend=True, signing_keys=signer)
     return Judgement(response, Decision.DEFERRED, result.reason, reason, **details)
 
 
@@ -503,7 +538,7 @@ class Admission:
         return judgement.response
 
     def validate(self, request: AdmissionRequest) -> AdmissionResponse:
-        return validate(request, self._trusted, self._context.catalog)
+        return validate(request, self._trusted, self._context.catalog, self._context.signing_keys)
 
     def _decision_counter(self, decision: Decision, code: str) -> Any:
         """The decisions counter's child for these labels (``labels()`` is a locked lookup

@@ -34,7 +34,7 @@ from webhook.admission.review import (
 from webhook.admission.tls import ReloadingTLS
 from webhook.carbon.refresher import Refreshable, Refresher, WarmForecasts
 from webhook.carbon.registry import build_forecast_source
-from webhook.config.settings import Settings
+from webhook.config.settings import Settings, load_signing_keys
 from webhook.core.cost import build_price_model
 from webhook.core.energy import load_catalog
 from webhook.telemetry.metrics import CONTENT_TYPE, Metrics
@@ -142,6 +142,7 @@ def create_app(
         forecasts=forecasts,
         namespace_defaults=namespaces.get,
         want_zone=refresher.want,
+        signing_keys=load_signing_keys(settings),
     )
     handlers = Admission(context, metrics, clock=clock)
 

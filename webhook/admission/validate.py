@@ -7,7 +7,9 @@ annotations that someone other than greenlight tried to change. Users keep contr
 
 On UPDATE only keys whose value changes are checked, so an annotation that predates the webhook
 never blocks unrelated updates (the garbage collector's, for one). On CREATE, output keys are
-allowed: the mutating webhook has just written them in the same request.
+allowed when they carry a valid signature (the mutating webhook has just written and signed
+them in the same request); with signing keys configured, output keys a user wrote without one
+are refused, each named.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Protocol
 
 from webhook.admission.review import AdmissionRequest, AdmissionResponse
 from webhook.core import annotations as keys
+from webhook.core.provenance import SigningKeys
 from webhook.workloads.ownership import job_annotations
 
 INVALID_CODE = 422
@@ -39,6 +42,7 @@ def annotation_problems(
     request: AdmissionRequest,
     trusted_usernames: Collection[str],
     gpu_models: GpuModels | None = None,
+    signing_keys: SigningKeys | None = None,
 ) -> list[str]:
     """Every problem with the greenlight annotations of the Job in ``request``; with
     ``gpu_models``, a ``gpu-model`` the catalog cannot resolve is one too."""
@@ -67,6 +71,8 @@ def annotation_problems(
             f"{k}={new[k]!r}: not a greenlight annotation; inputs are {', '.join(keys.INPUT_KEYS)}"
             for k in unknown
         ]
+        if not is_update and signing_keys is not None:
+            problems += _unsigned(request, new, unknown, signing_keys)
         if is_update:
             problems += [
                 f"{k}: written by greenlight only (from {old.get(k)!r} to {new.get(k)!r}); "
@@ -77,15 +83,40 @@ def annotation_problems(
     return problems
 
 
+def _unsigned(
+    request: AdmissionRequest,
+    annotations: Mapping[str, Any],
+    unknown: Collection[str],
+    signing_keys: SigningKeys,
+) -> list[str]:
+    """The output keys of a created Job, each a problem, unless greenlight signed them."""
+    written = sorted(k for k in annotations if keys.is_output_key(k) and k not in unknown)
+    if not written:
+        return []
+    metadata = request.object.get("metadata")
+    # The object's namespace may be unset at admission: the request names it.
+    identity = {**(metadata if isinstance(metadata, Mapping) else {})}
+    identity["namespace"] = request.namespace
+    problem = signing_keys.problem(identity)
+    if problem is None:
+        return []
+    return [
+        f"{k}: written by greenlight only, and not signed by it ({problem}); "
+        "remove it (greenlight judges the Job and writes its own)"
+        for k in written
+    ]
+
+
 def validate(
     request: AdmissionRequest,
     trusted_usernames: Collection[str],
     gpu_models: GpuModels | None = None,
+    signing_keys: SigningKeys | None = None,
 ) -> AdmissionResponse:
     """Allow, or deny with one message listing every problem."""
     if not request.is_job or request.operation not in {"CREATE", "UPDATE"}:
         return AdmissionResponse(uid=request.uid, allowed=True)
-    problems = annotation_problems(request, trusted_usernames, gpu_models)
+    problems = annotation_problems(request, trusted_usernames, gpu_models, signing_keys)
     if not problems:
         return AdmissionResponse(uid=request.uid, allowed=True)
     noun = "problem" if len(problems) == 1 else "problems"

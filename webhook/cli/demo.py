@@ -187,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
             "GREENLIGHT_WEBHOOK__TRUSTED_USERNAMES": json.dumps(
                 ["system:serviceaccount:greenlight:greenlight", ADMIN_USER]
             ),
+            # Signed decisions, as the chart deploys them: webhook and reconciler share a key.
+            "GREENLIGHT_PROVENANCE__KEYS_FILE": str(plane.signing_keys_file()),
         }
         kubeconfig = str(plane.kubeconfig)
         try:

@@ -7,7 +7,9 @@ MutatingWebhookConfiguration, so no Job is deferred after the sweep; then every 
 :func:`webhook.workloads.ownership.greenlight_owns` holds gets the reconciler's release PATCH
 (resume, ``released-at``, ``release-reason: uninstall``), guarded by the resourceVersion it was
 read at, and a ``Released`` Event. A Job changed meanwhile is read again and released only if
-greenlight still owns it (the reconciler or its user may have released it first).
+greenlight still owns it (the reconciler or its user may have released it first). With signing
+keys configured (``provenance.keys_file``, as the chart mounts them), only Jobs whose decision
+greenlight signed are released: a forged one is left as its author made it.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from webhook.config.settings import load_settings, load_signing_keys
 from webhook.core import annotations as keys
 from webhook.core.annotations import format_time
+from webhook.core.provenance import KeyFileError, SigningKeys
 from webhook.workloads.base import set_suspend
 from webhook.workloads.job import JOB
 from webhook.workloads.ownership import greenlight_owns
@@ -175,15 +179,31 @@ class _Cluster:
                 raise
 
 
+def held(job: Mapping[str, Any], signing_keys: SigningKeys | None) -> bool:
+    """greenlight holds ``job``: it owns it and (with keys) signed its decision."""
+    if not greenlight_owns(job):
+        return False
+    metadata = job.get("metadata")
+    return signing_keys is None or (
+        isinstance(metadata, Mapping) and signing_keys.problem(metadata) is None
+    )
+
+
 def _release_one(
-    cluster: _Cluster, job: dict[str, Any], reason: str, now: datetime, summary: Summary
+    cluster: _Cluster,
+    job: dict[str, Any],
+    reason: str,
+    now: datetime,
+    summary: Summary,
+    *,
+    signing_keys: SigningKeys | None,
 ) -> None:
     metadata = job.get("metadata") or {}
     namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
     key = f"{namespace}/{name}"
     current: dict[str, Any] | None = job
     for _attempt in range(_ATTEMPTS):
-        if current is None or not greenlight_owns(current):
+        if current is None or not held(current, signing_keys):
             summary.released_elsewhere.append(key)
             log.info("release-all job=%s already released or gone", key)
             return
@@ -208,6 +228,11 @@ def run(args: argparse.Namespace) -> int:
     except Exception as e:  # the client raises several unrelated types here
         print(f"greenlight release-all: no cluster: {e}", file=sys.stderr)
         return 1
+    try:
+        signing_keys = load_signing_keys(load_settings())
+    except (KeyFileError, ValueError) as e:
+        print(f"greenlight release-all: {e}", file=sys.stderr)
+        return 1
     summary = Summary()
     try:
         if args.disable_webhook:
@@ -216,9 +241,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"MutatingWebhookConfiguration {args.disable_webhook}: {state}")
         now = datetime.now(UTC)
         for job in cluster.jobs():
-            if greenlight_owns(job):
+            if held(job, signing_keys):
                 try:
-                    _release_one(cluster, job, args.reason, now, summary)
+                    _release_one(cluster, job, args.reason, now, summary, signing_keys=signing_keys)
                 except cluster.ApiException as e:
                     meta = job.get("metadata") or {}
                     summary.failed.append(f"{meta.get('namespace')}/{meta.get('name')}")

@@ -26,6 +26,7 @@ from webhook.core.cost import CostSettings
 from webhook.core.durations import parse_duration
 from webhook.core.energy import EnergySettings
 from webhook.core.planner import PlannerSettings
+from webhook.core.provenance import SigningKeys, load_keys
 
 
 def _seconds(value: Any) -> Any:
@@ -116,6 +117,21 @@ class WebhookSettings(BaseModel):
     )
 
 
+class ProvenanceSettings(BaseModel):
+    """The key that proves greenlight wrote a Job's decision (webhook.core.provenance)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    keys_file: Path | None = Field(
+        default=None,
+        description="File with the HMAC signing keys, one a line (a mounted Secret): the "
+        "webhook signs each decision with the first, the reconciler acts only on Jobs whose "
+        "signature one of them verifies, and the validating webhook refuses greenlight "
+        "annotations without one. Unset: nothing is signed or checked, and anyone who can "
+        "create a Job can forge a deferral (docs/security.md).",
+    )
+
+
 class Settings(BaseSettings):
     """All of greenlight's settings, from ``GREENLIGHT_*`` environment variables."""
 
@@ -130,6 +146,14 @@ class Settings(BaseSettings):
     cost: CostSettings = Field(default_factory=CostSettings)
     providers: ProviderSettings = Field(default_factory=ProviderSettings)
     reconciler: ReconcilerSettings = Field(default_factory=ReconcilerSettings)
+    provenance: ProvenanceSettings = Field(default_factory=ProvenanceSettings)
+
+
+def load_signing_keys(settings: Settings) -> SigningKeys | None:
+    """The signing keys the settings name (None: none configured); ``KeyFileError`` names
+    a missing or bad file."""
+    path = settings.provenance.keys_file
+    return None if path is None else load_keys(path.expanduser())
 
 
 def load_settings() -> Settings:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from webhook.core.durations import parse_duration
 from webhook.core.energy import WORKLOADS
@@ -63,6 +63,10 @@ FORECAST_AGE_S = "greenlight.dev/forecast-age-s"
 FORECAST_ERROR_PCT = "greenlight.dev/forecast-error-pct"
 SAVINGS_PCT_LOW = "greenlight.dev/savings-pct-low"
 SAVINGS_PCT_HIGH = "greenlight.dev/savings-pct-high"
+# Provenance (webhook.core.provenance): the AdmissionReview request the decision was made in,
+# and the HMAC over the decision that proves greenlight wrote it.
+ADMISSION_UID = "greenlight.dev/admission-uid"
+SIGNATURE = "greenlight.dev/signature"
 
 # --- Outputs written by the reconciler (declared here so every key has one home) --------------
 RELEASED_AT = "greenlight.dev/released-at"
@@ -111,6 +115,8 @@ WEBHOOK_OUTPUT_KEYS: tuple[str, ...] = (
     FORECAST_ERROR_PCT,
     SAVINGS_PCT_LOW,
     SAVINGS_PCT_HIGH,
+    ADMISSION_UID,
+    SIGNATURE,
 )
 RECONCILER_OUTPUT_KEYS: tuple[str, ...] = (
     RELEASED_AT,
@@ -227,24 +233,32 @@ def _parse_bool(value: str) -> bool:
 
 def _parse_duration(value: str, *, positive: bool) -> int:
     try:
-        return parse_duration(value, allow_zero=not positive)
+        seconds = parse_duration(value, allow_zero=not positive)
     except ValueError as e:
         # The parser's message repeats the value and the form; keep what is wrong, and its hint.
         problem = str(e).split(": ", 1)[-1]
         if problem.startswith("expected"):
             problem = problem.split("; ", 1)[1] if "; " in problem else "not a duration"
         raise _BadValueError(problem) from e
+    if seconds > MAX_RECORDED_DURATION_S:
+        raise _BadValueError("longer than ten years")
+    return seconds
 
 
 def _parse_time(value: str) -> datetime:
     text = value.strip()
+    if not text.isascii():  # fromisoformat() accepts other scripts' digits
+        raise _BadValueError("not ASCII")
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as e:
         raise _BadValueError("not an RFC 3339 time") from e
     if moment.tzinfo is None or "T" not in text.upper():
         raise _BadValueError("needs a date, a time and a UTC offset")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as e:  # e.g. 9999-12-31T23:59:59-14:00: after the last UTC time
+        raise _BadValueError("out of range") from e
 
 
 def _parse_choice(value: str, choices: tuple[str, ...]) -> str:
@@ -263,6 +277,8 @@ def _parse_pattern(value: str, pattern: re.Pattern[str]) -> str:
 
 def _parse_percent(value: str) -> float:
     text = value.strip().removesuffix("%").strip()
+    if not text.isascii():  # float() accepts other scripts' digits
+        raise _BadValueError("not ASCII")
     try:
         number = float(text)
     except ValueError as e:
@@ -381,35 +397,116 @@ class DeferralError(ValueError):
 
 
 def parse_deferral(annotations: Mapping[str, Any]) -> Deferral:
-    """The plan the webhook recorded on a deferred workload, read back from its annotations."""
-    try:
-        return Deferral(
-            admitted_at=_time(annotations[ADMITTED_AT]),
-            release_at=_time(annotations[RELEASE_AT]),
-            release_by=_time(annotations[RELEASE_BY]),
-            zone=str(annotations[PLANNED_ZONE]),
-            duration_s=int(annotations[PLANNED_DURATION_S]),
-            energy_kwh=float(annotations[ENERGY_KWH]),
-            min_saving_pct=_percent(annotations.get(PLANNED_MIN_SAVINGS_PCT)),
-        )
-    except (KeyError, ValueError, TypeError) as e:
-        raise DeferralError(f"deferred Job has a missing or bad greenlight annotation: {e}") from e
+    """The plan the webhook recorded on a deferred workload, read back from its annotations.
+
+    Every value is read defensively (it may have been written by anyone who can create a
+    Job): a missing key, a value that is not an ASCII string, a time out of range or without
+    an offset, a number that is not finite or out of range is a :class:`DeferralError`
+    naming the key; nothing else is ever raised."""
+    return Deferral(
+        admitted_at=_recorded(annotations, ADMITTED_AT, _time),
+        release_at=_recorded(annotations, RELEASE_AT, _time),
+        release_by=_recorded(annotations, RELEASE_BY, _time),
+        zone=_recorded(annotations, PLANNED_ZONE, _zone),
+        duration_s=_recorded(annotations, PLANNED_DURATION_S, _whole_seconds),
+        energy_kwh=_recorded(annotations, ENERGY_KWH, _energy),
+        min_saving_pct=(
+            _recorded(annotations, PLANNED_MIN_SAVINGS_PCT, _percent)
+            if PLANNED_MIN_SAVINGS_PCT in annotations
+            else None
+        ),
+    )
 
 
-def _percent(value: object) -> float | None:
-    if value is None:
-        return None
+_T = TypeVar("_T")
+
+# The longest a recorded duration may be: ten years (a plan's numbers stay in datetime range).
+MAX_RECORDED_DURATION_S = 10 * 366 * 24 * 3600
+# Recorded times are RFC 3339 with an offset: at most "YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM".
+_MAX_TIME_LENGTH = 40
+_MAX_NUMBER_LENGTH = 40
+
+
+def _recorded(annotations: Mapping[str, Any], key: str, parse: Callable[[str], _T]) -> _T:
+    """The value of ``key`` read with ``parse``; :class:`DeferralError` naming the key."""
+    if key not in annotations:
+        raise DeferralError(f"deferred Job has no {key} annotation")
+    value = annotations[key]
+    if not isinstance(value, str):
+        raise DeferralError(f"{key}: expected a string, got {type(value).__name__}")
+    if not value.isascii():
+        raise DeferralError(f"{key}={_shown(value)}: not ASCII")
     try:
-        percent = float(str(value))
+        return parse(value)
+    except (ValueError, OverflowError, TypeError) as e:
+        raise DeferralError(f"{key}={_shown(value)}: {e}") from e
+
+
+def _shown(value: str) -> str:
+    """A value for an error message: quoted, and cut short (it may be 256 KiB of anything)."""
+    return repr(value if len(value) <= 64 else value[:61] + "...")
+
+
+def _percent(value: str) -> float:
+    try:
+        percent = _finite(value)
     except ValueError:
         percent = math.nan
     if not 0.0 <= percent <= 100.0:
-        raise ValueError(f"{PLANNED_MIN_SAVINGS_PCT}={value!r}: expected a number from 0 to 100")
+        raise ValueError("expected a number from 0 to 100")
     return percent
 
 
-def _time(value: object) -> datetime:
-    moment = datetime.fromisoformat(str(value))
+def _energy(value: str) -> float:
+    energy = _finite(value)
+    if energy < 0.0:
+        raise ValueError("expected a number of kWh, 0 or more")
+    return energy
+
+
+def _finite(value: str) -> float:
+    if len(value) > _MAX_NUMBER_LENGTH:
+        raise ValueError("too long for a number")
+    try:
+        number = float(value)
+    except ValueError as e:
+        raise ValueError("not a number") from e
+    if not math.isfinite(number):
+        raise ValueError("expected a finite number")
+    return number
+
+
+def _whole_seconds(value: str) -> int:
+    text = value.strip()
+    if not text.isdigit() or len(text) > _MAX_NUMBER_LENGTH:
+        raise ValueError("expected a whole number of seconds")
+    seconds = int(text)
+    if not 0 < seconds <= MAX_RECORDED_DURATION_S:
+        raise ValueError(f"expected from 1 to {MAX_RECORDED_DURATION_S} seconds")
+    return seconds
+
+
+def _zone(value: str) -> str:
+    if not _ZONE_PATTERN.fullmatch(value):
+        raise ValueError("not a grid zone")
+    return value
+
+
+def _time(value: str) -> datetime:
+    if len(value) > _MAX_TIME_LENGTH:
+        raise ValueError("too long for an RFC 3339 time")
+    moment = datetime.fromisoformat(value)
     if moment.tzinfo is None:
-        raise ValueError(f"time {value!r} has no UTC offset")
-    return moment.astimezone(UTC)
+        raise ValueError("time has no UTC offset")
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError as e:  # 9999-12-31T23:59:59-14:00 is after datetime.max in UTC
+        raise ValueError("out of range") from e
+    if not _EARLIEST_RECORDED <= moment < _LATEST_RECORDED:
+        # Plans add durations and offsets to these: keep them far from datetime's limits.
+        raise ValueError(f"out of range (expected a year from 1970 to {_LATEST_RECORDED.year - 1})")
+    return moment
+
+
+_EARLIEST_RECORDED = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST_RECORDED = datetime(2200, 1, 1, tzinfo=UTC)

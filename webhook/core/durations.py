@@ -26,7 +26,7 @@ _UNIT_SECONDS: dict[str, Decimal] = {
     "μs": Decimal("0.000001"),  # U+03BC greek mu
     "ns": Decimal("0.000000001"),
 }
-_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"  # ASCII only (\d is any script's digits)
 _UNIT = r"(?:ns|us|µs|μs|ms|s|m|h)"
 _DURATION = re.compile(rf"(?P<sign>[-+]?)(?P<body>(?:{_NUMBER}{_UNIT})+)")
 _COMPONENT = re.compile(rf"({_NUMBER})({_UNIT})")

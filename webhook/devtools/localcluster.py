@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -451,6 +452,16 @@ class LocalControlPlane:
     def environ(self) -> dict[str, str]:
         """Environment for a child process (e.g. greenlight's reconciler) using this cluster."""
         return {**self._env, "KUBECONFIG": str(self.kubeconfig)}
+
+    def signing_keys_file(self) -> Path:
+        """A file with a random HMAC signing key for greenlight's processes on this cluster
+        (``provenance.keys_file``), written on first use, readable by the owner only: the
+        local counterpart of the Secret the chart creates."""
+        path = self.workdir / "signing-keys"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_hex(32) + "\n")
+        return path
 
     def issue_serving_certs(
         self,

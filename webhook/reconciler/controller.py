@@ -37,6 +37,7 @@ from webhook.config.reconciler import ReconcilerSettings
 from webhook.core.cost import PriceModel
 from webhook.core.forecast import ForecastResult, ForecastSnapshots
 from webhook.core.planner import PlannerSettings
+from webhook.core.provenance import SigningKeys
 from webhook.core.series import StepSeries, from_epoch
 from webhook.reconciler import events as job_events
 from webhook.reconciler.decide import (
@@ -53,9 +54,18 @@ from webhook.reconciler.decide import (
     Wait,
     decide,
     patch_for,
-    track,
 )
-from webhook.reconciler.feed import Changed, FeedMessage, JobFeed, JobSource, ListDone, Listed
+from webhook.reconciler.feed import (
+    Changed,
+    FeedMessage,
+    Forged,
+    JobFeed,
+    JobSource,
+    ListDone,
+    Listed,
+    Unreadable,
+    read_job,
+)
 from webhook.reconciler.history import DATA_KEY, HistoryFormatError, IntensityHistory
 from webhook.reconciler.kube import (
     AlreadyExistsError,
@@ -67,10 +77,12 @@ from webhook.reconciler.kube import (
 from webhook.reconciler.lease import Elector, LeaseRecord, record_from_spec, spec_from_record
 from webhook.reconciler.timers import TimerQueue
 from webhook.telemetry.metrics import ReconcilerMetrics
+from webhook.workloads.ownership import job_annotations
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
+MAX_SET_ASIDE = 100_000  # remembered versions of unreadable Jobs (then forgotten, and re-warned)
 DRAIN_BATCH = 1000
 GAUGE_INTERVAL_S = 1.0
 
@@ -189,8 +201,15 @@ class Reconciler:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         writers: Executor | None = None,
+        signing_keys: SigningKeys | None = None,
     ) -> None:
         self._kube = kube
+        self._signing_keys = signing_keys
+        if signing_keys is None:
+            log.warning(
+                "no signing keys configured: greenlight cannot tell its own decisions from "
+                "forged ones (set provenance.keys_file; docs/security.md)"
+            )
         self._settings = settings
         self._metrics = metrics
         metrics.start_at_zero(reason.value for reason in ReleaseReason)
@@ -214,6 +233,11 @@ class Reconciler:
         self._timers: TimerQueue[str] = TimerQueue()
         self._inflight: set[str] = set()
         self._zones: set[str] = set()
+        # Versions (uid, resourceVersion) of Jobs set aside as unreadable, warned about once.
+        self._set_aside: set[tuple[str, str]] = set()
+        self._forged: set[str] = set()  # uids of forged Jobs warned about
+        # Warnings about Jobs set aside while this replica follows: recorded when it leads.
+        self._pending_warnings: dict[str, job_events.JobEvent] = {}
         self._leading = False
         self._next_sweep = 0.0
         self._next_gauges = 0.0
@@ -240,6 +264,7 @@ class Reconciler:
             watch_timeout_s=settings.watch_timeout_s,
             retry_s=settings.retry_period_s,
             on_relist=self._on_relist,
+            signing_keys=signing_keys,
         )
         self.failure: BaseException | None = None
 
@@ -372,6 +397,10 @@ class Reconciler:
             else:
                 self._store(message.job)
                 self._evaluate(message.uid)
+        elif isinstance(message, Unreadable):
+            self._unreadable(message)
+        elif isinstance(message, Forged):
+            self._forged_job(message)
         elif isinstance(message, _Written):
             self._written(message)
         elif isinstance(message, _Conflict):
@@ -401,6 +430,55 @@ class Reconciler:
         if job is not None:
             log.debug("forget job=%s: deleted or no longer greenlight's", job.key)
 
+    def _unreadable(self, message: Unreadable) -> None:
+        """Set a Job aside: stop tracking it, and warn once per version (a relist of the same
+        version is quiet; the owner's fix, or a new break, is a new version)."""
+        self._drop(message.uid)  # a write in flight finds it gone and stops there
+        seen = (message.uid, message.resource_version)
+        if seen in self._set_aside:
+            return
+        if len(self._set_aside) >= MAX_SET_ASIDE:
+            self._set_aside.clear()
+        self._set_aside.add(seen)
+        self._metrics.unreadable.inc()
+        log.warning(
+            "unreadable job=%s/%s uid=%s resource_version=%s: set aside: %s",
+            message.namespace,
+            message.name,
+            message.uid,
+            message.resource_version,
+            message.error,
+        )
+        if message.uid and message.namespace and message.name:
+            record = TrackedJob(
+                uid=message.uid,
+                namespace=message.namespace,
+                name=message.name,
+                resource_version=message.resource_version,
+                suspended=False,
+            )
+            self._warn(job_events.unreadable(record, message.error))
+
+    def _warn(self, event: job_events.JobEvent) -> None:
+        """Record a Warning now if this replica leads, else once it does."""
+        if self._leading:
+            self._event(event)
+        elif len(self._pending_warnings) < MAX_SET_ASIDE:
+            self._pending_warnings[event.name] = event
+
+    def _forged_job(self, message: Forged) -> None:
+        """Never track a Job greenlight did not sign; warn once per uid."""
+        job = message.job
+        self._drop(job.uid)
+        if job.uid in self._forged:
+            return
+        if len(self._forged) >= MAX_SET_ASIDE:
+            self._forged.clear()
+        self._forged.add(job.uid)
+        self._metrics.forged.inc()
+        log.warning("forged job=%s uid=%s: ignored: %s", job.key, job.uid, message.why)
+        self._warn(job_events.forged(job, message.why))
+
     def _list_done(self, message: ListDone) -> None:
         for uid in [uid for uid in self._jobs if uid not in message.uids]:
             if uid not in self._inflight:
@@ -424,6 +502,9 @@ class Reconciler:
         )
         if leading:
             self._prefetch_events()
+            for event in self._pending_warnings.values():
+                self._event(event)
+            self._pending_warnings.clear()
             for uid in list(self._jobs):
                 self._evaluate(uid)
 
@@ -486,7 +567,14 @@ class Reconciler:
             return
         memory = self._memory.setdefault(uid, _Memory())
         now = from_epoch(self._clock())
-        action = decide(job, self._knowledge(now), memory.check_at)
+        try:
+            action = decide(job, self._knowledge(now), memory.check_at)
+        except Exception as e:  # a bug in deciding must cost one Job, not the reconciler
+            log.exception("deciding job=%s failed", job.key)
+            self._unreadable(
+                Unreadable(job.uid, job.namespace, job.name, job.resource_version, repr(e))
+            )
+            return
         if isinstance(action, Forget):
             log.debug("forget job=%s: %s", job.key, action.why)
             self._drop(uid)
@@ -516,18 +604,28 @@ class Reconciler:
 
     def _write(self, job: TrackedJob, action: Action) -> None:
         now = self._clock()
-        patch = patch_for(job, action, from_epoch(now))
-        assert patch is not None
         try:
+            signed: dict[str, str] | None = None
+            if isinstance(action, Move) and self._signing_keys is not None:
+                # A move is signed over the whole plan, which is not kept in memory: read it.
+                current = self._kube.get_job(job.namespace, job.name)
+                self._count("get", "ok")
+                version = str((current.get("metadata") or {}).get("resourceVersion"))
+                if version != job.resource_version:  # changed since decided on: decide again
+                    self._post(_Conflict(job.uid, job, self._reread(current)))
+                    return
+                signed = {k: v for k, v in job_annotations(current).items() if isinstance(v, str)}
+            patch = patch_for(job, action, from_epoch(now), self._signing_keys, signed)
+            assert patch is not None
             updated = self._kube.patch_job(job.namespace, job.name, patch)
             self._count("patch", "ok")
-            self._post(_Written(job.uid, action, job, track(updated), now))
+            self._post(_Written(job.uid, action, job, self._reread(updated), now))
         except ConflictError:
             self._count("patch", "conflict")
             try:
                 fresh = self._kube.get_job(job.namespace, job.name)
                 self._count("get", "ok")
-                self._post(_Conflict(job.uid, job, track(fresh)))
+                self._post(_Conflict(job.uid, job, self._reread(fresh)))
             except NotFoundError:
                 self._count("get", "not-found")
                 self._post(_Gone(job.uid))
@@ -543,6 +641,14 @@ class Reconciler:
         except Exception as e:  # never lose the in-flight marker of a Job
             log.exception("writing job=%s failed", job.key)
             self._post(_Failed(job.uid, repr(e)))
+
+    def _reread(self, obj: dict[str, Any]) -> TrackedJob | None:
+        """The record of a Job the API returned; an unreadable one is set aside (None)."""
+        job = read_job(obj, self._signing_keys)
+        if isinstance(job, Unreadable | Forged):
+            self._post(job)
+            return None
+        return job
 
     def _count(self, verb: str, outcome: str, resource: str = "jobs") -> None:
         self._metrics.api_requests.labels(verb=verb, resource=resource, outcome=outcome).inc()

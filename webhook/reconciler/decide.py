@@ -20,6 +20,7 @@ written is as testable as what is decided.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,7 @@ from webhook.core.annotations import Decision, Deferral, DeferralError, format_n
 from webhook.core.cost import PriceModel
 from webhook.core.forecast import ForecastResult, ForecastUncertainty
 from webhook.core.planner import PlannerSettings, PlanRequest, Replan, replan
+from webhook.core.provenance import SIGNED_KEYS, SigningKeys
 from webhook.core.series import StepSeries
 from webhook.reconciler.accounting import Accounting, AccountingError, account
 from webhook.workloads.base import is_suspended, set_suspend
@@ -66,20 +68,46 @@ def _mapping(value: object) -> Mapping[str, Any]:
 
 
 def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
+    """A time greenlight or Kubernetes recorded; None when absent or unreadable (these only
+    inform: the plan's own times are read strictly by ``parse_deferral``)."""
+    if not isinstance(value, str) or not value or len(value) > 40 or not value.isascii():
         return None
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        return moment.astimezone(UTC) if moment.tzinfo is not None else None
+    except (ValueError, OverflowError):  # 9999-12-31T23:59:59-14:00 is past datetime.max
         return None
-    return moment.astimezone(UTC) if moment.tzinfo is not None else None
 
 
 def _float(value: object) -> float | None:
+    """A finite number from an annotation; None when absent or unreadable."""
+    if not isinstance(value, str) or len(value) > 40 or not value.isascii():
+        return None
     try:
-        return float(str(value)) if value is not None else None
+        number = float(value)
     except ValueError:
         return None
+    return number if math.isfinite(number) else None
+
+
+class UnreadableJobError(ValueError):
+    """A Job marked deferred whose identity (uid, namespace, name, resourceVersion) cannot
+    be read: the reconciler cannot address it, so it sets it aside."""
+
+
+def _identity(metadata: Mapping[str, Any], field: str) -> str:
+    value = metadata.get(field)
+    if not isinstance(value, str) or not value:
+        raise UnreadableJobError(f"metadata.{field} is {value!r}: expected a non-empty string")
+    return value
+
+
+def _text(value: object) -> str | None:
+    return value[:64] if isinstance(value, str) else None
+
+
+# A replan count above this reads as this (every max_replans setting is far below it).
+MAX_REPLAN_COUNT = 1_000_000
 
 
 def _finished(status: Mapping[str, Any]) -> tuple[datetime | None, str | None]:
@@ -132,11 +160,20 @@ class TrackedJob:
 
 
 def track(job: Mapping[str, Any]) -> TrackedJob | None:
-    """The reconciler's record of ``job``; None for a Job greenlight did not defer."""
+    """The reconciler's record of ``job``; None for a Job greenlight did not defer.
+
+    Every value is read defensively (anyone who can create a Job can write these
+    annotations): an unreadable plan is kept as ``deferral_error``, an unreadable informative
+    value as None. The one error raised is :class:`UnreadableJobError`, for a Job whose
+    identity cannot be read."""
     annotations = job_annotations(job)
     if annotations.get(keys.DECISION) != Decision.DEFERRED:
         return None
     metadata = _mapping(job.get("metadata"))
+    uid = _identity(metadata, "uid")
+    namespace = _identity(metadata, "namespace")
+    name = _identity(metadata, "name")
+    resource_version = _identity(metadata, "resourceVersion")
     status = _mapping(job.get("status"))
     inputs = keys.parse_inputs(
         {k: annotations[k] for k in (keys.SKIP, keys.MIN_SAVINGS) if k in annotations}
@@ -150,18 +187,18 @@ def track(job: Mapping[str, Any]) -> TrackedJob | None:
     finished_at, outcome = _finished(status)
     count = _float(annotations.get(keys.REPLAN_COUNT))
     return TrackedJob(
-        uid=str(metadata.get("uid", "")),
-        namespace=str(metadata.get("namespace", "")),
-        name=str(metadata.get("name", "")),
-        resource_version=str(metadata.get("resourceVersion", "")),
+        uid=uid,
+        namespace=namespace,
+        name=name,
+        resource_version=resource_version,
         suspended=is_suspended(JOB, job),
         deleting=metadata.get("deletionTimestamp") is not None,
         skip=inputs.skip is True,
         deferral=deferral,
         deferral_error=deferral_error,
         released_at=_time(annotations.get(keys.RELEASED_AT)),
-        release_reason=annotations.get(keys.RELEASE_REASON),
-        replan_count=int(count) if count is not None and count >= 0 else 0,
+        release_reason=_text(annotations.get(keys.RELEASE_REASON)),
+        replan_count=int(min(count, MAX_REPLAN_COUNT)) if count is not None and count >= 0 else 0,
         replanned_at=_time(annotations.get(keys.REPLANNED_AT)),
         accounted=keys.ACTUAL_EMISSIONS_G in annotations,
         started_at=_time(status.get("startTime")),
@@ -495,12 +532,26 @@ def manual_patch(job: TrackedJob, now: datetime) -> dict[str, Any]:
     return {"metadata": _precondition(job, annotations)}
 
 
-def move_patch(job: TrackedJob, move: Move, now: datetime) -> dict[str, Any]:
+def move_patch(
+    job: TrackedJob,
+    move: Move,
+    now: datetime,
+    signing_keys: SigningKeys | None = None,
+    signed: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Move the release; with signing keys, sign the moved plan: ``signed`` are the Job's
+    annotations at ``job.resource_version`` (the old signature covers the old release-at, so
+    without a new one the Job would read as forged). They are read just before the write
+    rather than kept: every tracked Job would otherwise hold its whole plan in memory."""
     annotations = {
         keys.RELEASE_AT: format_time(move.start),
         keys.REPLANNED_AT: format_time(now),
         keys.REPLAN_COUNT: str(job.replan_count + 1),
     }
+    if signing_keys is not None:
+        plan = {k: v for k, v in (signed or {}).items() if k in SIGNED_KEYS}
+        plan.update(annotations)
+        annotations[keys.SIGNATURE] = signing_keys.sign(job.namespace, job.name, "", plan)
     return {"metadata": _precondition(job, annotations)}
 
 
@@ -515,14 +566,21 @@ def account_patch(job: TrackedJob, accounting: Accounting) -> dict[str, Any]:
     return {"metadata": _precondition(job, annotations)}
 
 
-def patch_for(job: TrackedJob, action: Action, now: datetime) -> dict[str, Any] | None:
-    """The PATCH that carries ``action`` out (None: nothing to write)."""
+def patch_for(
+    job: TrackedJob,
+    action: Action,
+    now: datetime,
+    signing_keys: SigningKeys | None = None,
+    signed: Mapping[str, str] | None = None,
+) -> dict[str, Any] | None:
+    """The PATCH that carries ``action`` out (None: nothing to write); ``signed``: see
+    :func:`move_patch`."""
     if isinstance(action, Release):
         return release_patch(job, action.reason, now)
     if isinstance(action, RecordManual):
         return manual_patch(job, now)
     if isinstance(action, Move):
-        return move_patch(job, action, now)
+        return move_patch(job, action, now, signing_keys, signed)
     if isinstance(action, Account):
         return account_patch(job, action.accounting)
     return None

@@ -1,7 +1,9 @@
 """Kubernetes Events on a deferred Job (pure): what ``kubectl describe job`` shows.
 
 Reasons are stable: ``Deferred`` (when, and the expected saving), ``Replanned`` (from, to,
-why), ``Released`` (the release reason), ``Completed`` (actual emissions and saving).
+why), ``Released`` (the release reason), ``Completed`` (actual emissions and saving), and two
+Warnings on Jobs the reconciler sets aside: ``Unreadable`` (marked deferred, but cannot be
+read) and ``ForgedDecision`` (greenlight annotations greenlight did not write).
 
 Each Event has a name fixed by the Job's uid and what it records, so recording it twice —
 after a restart, or by a new leader during a failover — is answered 409 AlreadyExists and
@@ -30,6 +32,8 @@ class EventReason(StrEnum):
     REPLANNED = "Replanned"
     RELEASED = "Released"
     COMPLETED = "Completed"
+    UNREADABLE = "Unreadable"
+    FORGED = "ForgedDecision"
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,27 @@ def completed(job: TrackedJob, accounting: Accounting) -> JobEvent:
         f"{accounting.intensity_g_per_kwh:.0f} g/kWh){basis}; saving "
         f"{accounting.savings_g:.0f} g versus running at admission "
         f"({accounting.intensity_at_admission_g_per_kwh:.0f} g/kWh)",
+    )
+
+
+def unreadable(job: TrackedJob, error: str) -> JobEvent:
+    """Once per version of the Job (its resourceVersion is in the name): a Job fixed by its
+    owner and broken again gets a new one, a relist of the same version none."""
+    return JobEvent(
+        job,
+        EventReason.UNREADABLE,
+        f"greenlight cannot read this Job and will not act on it: {error}",
+        warning=True,
+        suffix=f"-{job.resource_version[:20]}",
+    )
+
+
+def forged(job: TrackedJob, why: str) -> JobEvent:
+    return JobEvent(
+        job,
+        EventReason.FORGED,
+        f"greenlight did not write this Job's decision and will never release it: {why}",
+        warning=True,
     )
 
 

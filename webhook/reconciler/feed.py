@@ -6,7 +6,11 @@ so raw objects never pile up in a queue:
 - ``Listed(jobs)``   one page of a (re)list, the Jobs greenlight deferred in it;
 - ``ListDone(uids, seconds, cause)``  the list is complete: any Job tracked before and not in
   ``uids`` was deleted while the feed was not watching;
-- ``Changed(uid, job)``  a watch event (``job`` None: deleted, or not greenlight's).
+- ``Changed(uid, job)``  a watch event (``job`` None: deleted, or not greenlight's);
+- ``Unreadable(...)``  a Job marked deferred that cannot be read (see :func:`read_job`): set
+  aside, so one bad object never stops the feed;
+- ``Forged(...)``  a Job marked deferred whose signature does not verify: greenlight did not
+  write its decision, so it is never tracked (never released, patched or counted).
 
 A watch ends when the server's timeout runs out; the feed resumes from the last
 resourceVersion it saw (bookmarks keep it fresh on a quiet cluster). A ``410 Gone`` — on a
@@ -23,7 +27,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from webhook.reconciler.decide import TrackedJob, track
+from webhook.core.provenance import SigningKeys
+from webhook.reconciler.decide import TrackedJob, UnreadableJobError, track
 from webhook.reconciler.kube import GoneError, KubeError, Page
 
 log = logging.getLogger(__name__)
@@ -47,7 +52,58 @@ class Changed:
     job: TrackedJob | None
 
 
-FeedMessage = Listed | ListDone | Changed
+@dataclass(frozen=True)
+class Unreadable:
+    """A Job the feed set aside: what could be read of its identity, and why."""
+
+    uid: str
+    namespace: str
+    name: str
+    resource_version: str
+    error: str
+
+
+@dataclass(frozen=True)
+class Forged:
+    """A Job marked deferred that greenlight did not sign: why its signature fails."""
+
+    job: TrackedJob
+    why: str
+
+
+FeedMessage = Listed | ListDone | Changed | Unreadable | Forged
+
+
+def read_job(
+    obj: Mapping[str, Any], signing_keys: SigningKeys | None = None
+) -> TrackedJob | Unreadable | Forged | None:
+    """``track(obj)``, with a guard: whatever a Job holds, the answer is a record, None (not
+    greenlight's), :class:`Unreadable` or (with signing keys) :class:`Forged` — never an
+    exception, so one object cannot stop a relist or a watch (anyone who can create a Job
+    writes its annotations)."""
+    try:
+        job = track(obj)
+        if job is None or signing_keys is None:
+            return job
+        problem = signing_keys.problem(_metadata(obj))
+        return job if problem is None else Forged(job, problem)
+    except UnreadableJobError as e:
+        error = str(e)
+    except Exception as e:  # a bug in reading must cost one Job, not the reconciler
+        log.exception("reading a job failed")
+        error = f"{type(e).__name__}: {e}"
+    metadata = _metadata(obj)
+    return Unreadable(
+        uid=_text(metadata.get("uid")),
+        namespace=_text(metadata.get("namespace")),
+        name=_text(metadata.get("name")),
+        resource_version=_text(metadata.get("resourceVersion")),
+        error=error[:512],
+    )
+
+
+def _text(value: object) -> str:
+    return value[:253] if isinstance(value, str) else ""
 
 
 class Stream(Protocol):
@@ -84,8 +140,10 @@ class JobFeed:
         retry_s: float = 2.0,
         on_relist: Callable[[str], None] = lambda cause: None,
         clock: Callable[[], float] = time.monotonic,
+        signing_keys: SigningKeys | None = None,
     ) -> None:
         self._source = source
+        self._signing_keys = signing_keys
         self._sink = sink
         self._page_size = page_size
         self._watch_timeout_s = watch_timeout_s
@@ -144,12 +202,13 @@ class JobFeed:
         )
         return version
 
-    @staticmethod
-    def _tracked(items: Iterable[Mapping[str, Any]], uids: set[str]) -> list[TrackedJob]:
+    def _tracked(self, items: Iterable[Mapping[str, Any]], uids: set[str]) -> list[TrackedJob]:
         jobs = []
         for item in items:
-            job = track(item)
-            if job is not None:
+            job = read_job(item, self._signing_keys)
+            if isinstance(job, Unreadable | Forged):
+                self._sink(job)
+            elif job is not None:
                 jobs.append(job)
                 uids.add(job.uid)
         return jobs
@@ -165,8 +224,11 @@ class JobFeed:
                     if kind == "BOOKMARK":
                         continue
                     uid = str(metadata.get("uid", ""))
-                    job = None if kind == "DELETED" else track(obj)
-                    self._sink(Changed(uid, job))
+                    job = None if kind == "DELETED" else read_job(obj, self._signing_keys)
+                    if isinstance(job, Unreadable | Forged):
+                        self._sink(job)  # the controller drops it if it was tracked
+                    else:
+                        self._sink(Changed(uid, job))
                     if self._stop.is_set():
                         return
             finally:

@@ -16,7 +16,7 @@ import logging
 from webhook.carbon.refresher import Refresher, WarmForecasts
 from webhook.carbon.registry import build_provider
 from webhook.carbon.source import ForecastSource
-from webhook.config.settings import Settings
+from webhook.config.settings import Settings, load_signing_keys
 from webhook.core.cost import build_price_model
 from webhook.reconciler.controller import Reconciler, ReconcilerAPI
 from webhook.reconciler.history import IntensityHistory, RecordingProvider
@@ -71,6 +71,7 @@ class ReconcilerService:
             prices=build_price_model(settings.cost),
             want_zone=self._want_zone,
             identity=identity,
+            signing_keys=load_signing_keys(settings),
         )
 
     def _want_zone(self, zone: str) -> None:

@@ -150,6 +150,16 @@ class ReconcilerMetrics:
             ["verb", "resource", "outcome"],
             registry=r,
         )
+        self.unreadable = Counter(
+            "greenlight_unreadable_jobs",
+            "Versions of Jobs marked deferred that the reconciler could not read and set aside.",
+            registry=r,
+        )
+        self.forged = Counter(
+            "greenlight_forged_jobs",
+            "Jobs marked deferred without a valid greenlight signature, ignored (once per uid).",
+            registry=r,
+        )
         self.events_dropped = Counter(
             "greenlight_reconciler_events_dropped",
             "Events not recorded because the event queue was full or the write failed.",

@@ -116,6 +116,8 @@ app.kubernetes.io/component: {{ index . 1 }}
   value: {{ include "greenlight.webhookName" . | quote }}
 - name: GREENLIGHT_WEBHOOK__TRUSTED_USERNAMES
   value: {{ include "greenlight.trustedUsernames" . | quote }}
+- name: GREENLIGHT_PROVENANCE__KEYS_FILE
+  value: /etc/greenlight/signing/keys
 {{- if .Values.gpuProfiles }}
 - name: GREENLIGHT_ENERGY__PROFILES_FILE
   value: /etc/greenlight/gpu-profiles.csv
@@ -145,6 +147,9 @@ app.kubernetes.io/component: {{ index . 1 }}
 - name: config-files
   mountPath: /etc/greenlight
   readOnly: true
+- name: signing-keys
+  mountPath: /etc/greenlight/signing
+  readOnly: true
 {{- with .Values.extraVolumeMounts }}
 {{ toYaml . }}
 {{- end }}
@@ -157,6 +162,9 @@ app.kubernetes.io/component: {{ index . 1 }}
 - name: config-files
   configMap:
     name: {{ include "greenlight.configName" . }}-files
+- name: signing-keys
+  secret:
+    secretName: {{ include "greenlight.signingSecret" . }}
 {{- with .Values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
@@ -168,4 +176,9 @@ app.kubernetes.io/component: {{ index . 1 }}
 
 {{- define "greenlight.containerSecurityContext" -}}
 {{ toYaml .Values.containerSecurityContext }}
+{{- end }}
+
+{{/* The Secret with the HMAC keys that sign greenlight's decisions (docs/security.md). */}}
+{{- define "greenlight.signingSecret" -}}
+{{- .Values.signing.existingSecret | default (printf "%s-signing" (include "greenlight.fullname" .)) -}}
 {{- end }}

@@ -26,10 +26,10 @@ from webhook.config.reconciler import ReconcilerSettings
 from webhook.core import annotations as keys
 from webhook.core.annotations import format_time
 from webhook.core.forecast import ForecastResult
+from webhook.core.provenance import SigningKeys
 from webhook.core.series import StepSeries, from_epoch, to_epoch
 from webhook.reconciler.controller import Reconciler
-from webhook.reconciler.decide import track
-from webhook.reconciler.feed import Changed, ListDone, Listed
+from webhook.reconciler.feed import Changed, Forged, ListDone, Listed, Unreadable, read_job
 from webhook.reconciler.kube import AlreadyExistsError, ConflictError, NotFoundError, Page
 from webhook.telemetry.metrics import ReconcilerMetrics
 
@@ -251,11 +251,21 @@ class Harness:
     forecasts: Forecasts
     metrics: ReconcilerMetrics
     reconciler: Reconciler
+    signing_keys: SigningKeys | None = None
 
     def see(self, *jobs: dict[str, Any]) -> None:
         """The feed's first list: these Jobs, as stored."""
-        tracked = [track(self.kube.add_job(job)) for job in jobs]
-        records = [record for record in tracked if record is not None]
+        self.relist(*(self.kube.add_job(job) for job in jobs))
+
+    def relist(self, *stored: dict[str, Any]) -> None:
+        """A list of these stored Jobs, read as the feed reads them."""
+        records = []
+        for job in stored:
+            record = read_job(job, self.signing_keys)
+            if isinstance(record, Unreadable | Forged):
+                self.reconciler.step(record)
+            elif record is not None:
+                records.append(record)
         self.reconciler.step(Listed(records))
         uids = frozenset(record.uid for record in records)
         self.reconciler.step(ListDone(uids, 0.1, "start"))
@@ -263,8 +273,11 @@ class Harness:
     def watch(self, namespace: str, name: str) -> None:
         """The feed's watch event for the Job as now stored."""
         job = self.kube.get_job(namespace, name)
-        record = track(job)
-        self.reconciler.step(Changed(job["metadata"]["uid"], record))
+        record = read_job(job, self.signing_keys)
+        if isinstance(record, Unreadable | Forged):
+            self.reconciler.step(record)
+        else:
+            self.reconciler.step(Changed(job["metadata"]["uid"], record))
 
     def at(self, moment: datetime) -> None:
         """Move the clock to ``moment``, run a round of the lease keeper (it runs every retry
@@ -306,7 +319,13 @@ class Harness:
         return 0.0 if value is None else value
 
 
-def _harness(series: StepSeries = FLAT, *, leader: bool = True, **overrides: Any) -> Harness:
+def _harness(
+    series: StepSeries = FLAT,
+    *,
+    leader: bool = True,
+    signing_keys: SigningKeys | None = None,
+    **overrides: Any,
+) -> Harness:
     settings = ReconcilerSettings(
         lease_namespace=NAMESPACE, release_spread_s=0.0, identity="replica-a", **overrides
     )
@@ -320,8 +339,9 @@ def _harness(series: StepSeries = FLAT, *, leader: bool = True, **overrides: Any
         clock=clock.time,
         monotonic=clock.monotonic,
         writers=InlineWriters(),
+        signing_keys=signing_keys,
     )
-    harness = Harness(kube, clock, forecasts, metrics, reconciler)
+    harness = Harness(kube, clock, forecasts, metrics, reconciler, signing_keys)
     if leader:
         reconciler.renew_lease()
         harness.settle()
@@ -596,3 +616,133 @@ def test_the_gauges_count_the_waiting_jobs_and_the_overdue_ones() -> None:
     h.at(at(2 * HOUR + 61))  # a follower: nothing is released, "a" is past its latest start
     assert h.sample("greenlight_overdue_deferred_jobs") == 1.0
     assert h.sample("greenlight_deferred_jobs") == 2.0
+
+
+# --- Jobs set aside ---------------------------------------------------------------------------
+
+
+def test_an_unreadable_job_gets_one_warning_per_version_and_the_others_are_released() -> None:
+    h = _harness(replan_interval_s=24 * HOUR)
+    h.see(deferred_job("good", release_at=at(HOUR)))
+    unreadable = Unreadable("uid-ml-bad", "ml", "bad", "7", "metadata.name is ['x']")
+    for _ in range(3):  # three relists of the same version
+        h.reconciler.step(unreadable)
+    h.reconciler.step(Unreadable("uid-ml-bad", "ml", "bad", "8", "metadata.name is ['y']"))
+    h.at(at(HOUR))
+    h.record_events()
+    assert _released(h.stored("good"))[0]
+    warnings = [e for e in h.kube.events.values() if e["reason"] == "Unreadable"]
+    assert len(warnings) == 2
+    assert {e["type"] for e in warnings} == {"Warning"}
+    assert {e["involvedObject"]["uid"] for e in warnings} == {"uid-ml-bad"}
+    assert h.sample("greenlight_unreadable_jobs_total") == 2.0
+    assert not h.reconciler.stopped
+
+
+def test_the_unreadable_counter_is_exported_at_zero() -> None:
+    h = _harness()
+    assert h.metrics.registry.get_sample_value("greenlight_unreadable_jobs_total") == 0.0
+
+
+# --- Signed decisions (issue 17) ------------------------------------------------------------
+
+SIGNER = SigningKeys((b"s" * 32,))
+
+
+def _signed(job: dict[str, Any]) -> dict[str, Any]:
+    """``job`` as the webhook would have signed it."""
+    metadata = job["metadata"]
+    annotations = metadata["annotations"]
+    annotations[keys.ADMISSION_UID] = f"req-{metadata['name']}"
+    annotations[keys.SIGNATURE] = SIGNER.signed(metadata, annotations)
+    return job
+
+
+def test_a_forged_job_is_never_patched_or_counted_and_warned_about_once() -> None:
+    h = _harness(signing_keys=SIGNER, replan_interval_s=24 * HOUR)
+    h.see(
+        _signed(deferred_job("honest", release_at=at(HOUR))),
+        deferred_job("forged", release_at=at(HOUR)),  # the same plan, unsigned
+        deferred_job(
+            "poison",
+            annotations={keys.DECISION: "deferred", keys.ADMITTED_AT: "9999-12-31T23:59:59-14:00"},
+        ),
+    )
+    before = {name: copy.deepcopy(h.stored(name)) for name in ("forged", "poison")}
+    assert h.sample("greenlight_deferred_jobs") == 1.0
+    h.at(at(HOUR))
+    h.relist(*(h.stored(name) for name in ("honest", "forged", "poison")))
+    h.watch("ml", "forged")
+    h.at(at(30 * HOUR))  # past every latest start
+    assert _released(h.stored("honest"))[0]
+    for name, stored in before.items():
+        assert h.stored(name) == stored  # never patched: same resourceVersion and annotations
+    h.record_events()
+    forged = [e for e in h.kube.events.values() if e["reason"] == "ForgedDecision"]
+    assert sorted(e["involvedObject"]["name"] for e in forged) == ["forged", "poison"]
+    assert {e["type"] for e in forged} == {"Warning"}
+    assert h.sample("greenlight_forged_jobs_total") == 2.0
+    assert h.sample("greenlight_releases_total", reason="window") == 1.0
+    assert h.sample("greenlight_releases_total", reason="invalid-plan") == 0.0
+    assert h.sample("greenlight_deferred_jobs") == 0.0
+    assert not h.reconciler.stopped
+
+
+def test_a_signed_job_edited_by_its_user_reads_as_forged() -> None:
+    h = _harness(signing_keys=SIGNER)
+    h.see(_signed(deferred_job(release_at=at(HOUR))))
+    h.kube.edit_job(
+        "ml",
+        "train",
+        lambda j: j["metadata"]["annotations"].update(
+            {keys.RELEASE_BY: format_time(at(90 * HOUR))}
+        ),
+    )
+    h.watch("ml", "train")
+    h.at(at(60))  # the gauges' next update
+    assert h.sample("greenlight_forged_jobs_total") == 1.0
+    assert h.sample("greenlight_deferred_jobs") == 0.0
+
+
+def test_a_re_plan_signs_the_moved_plan_so_the_job_is_still_released() -> None:
+    h = _harness(_hourly({range(10, 14): 20.0}, 400.0), signing_keys=SIGNER)
+    h.see(_signed(deferred_job(release_at=at(6 * HOUR), release_by=at(20 * HOUR))))
+    h.at(at(6 * HOUR))
+    moved = h.stored()
+    assert moved["metadata"]["annotations"][keys.RELEASE_AT] == format_time(at(10 * HOUR))
+    assert SIGNER.problem(moved["metadata"]) is None
+    h.watch("ml", "train")
+    h.at(at(10 * HOUR))
+    assert _released(h.stored()) == (True, format_time(at(10 * HOUR)), "replanned")
+    assert h.sample("greenlight_forged_jobs_total") == 0.0
+
+
+def test_a_forged_job_seen_by_a_follower_is_warned_about_once_it_leads() -> None:
+    h = _harness(signing_keys=SIGNER, leader=False)
+    h.other_replica_holds_the_lease()
+    h.see(deferred_job("forged"))
+    h.record_events()
+    assert h.kube.reasons() == []
+    h.at(at(10))
+    h.at(at(40))  # replica-b stopped renewing: its lease has run out
+    assert h.reconciler.leading()
+    h.record_events()
+    assert h.kube.reasons() == ["ForgedDecision"]
+
+
+def test_a_move_on_a_job_changed_since_it_was_decided_on_is_decided_again_then_signed() -> None:
+    h = _harness(_hourly({range(10, 14): 20.0}, 400.0), signing_keys=SIGNER)
+    h.see(_signed(deferred_job(release_at=at(6 * HOUR), release_by=at(20 * HOUR))))
+    # Its user labels it; the watch event has not arrived when the move is written.
+    h.kube.edit_job("ml", "train", lambda j: j["metadata"]["annotations"].update(team="vision"))
+    h.at(at(6 * HOUR))
+    moved = h.stored()
+    assert moved["metadata"]["annotations"][keys.RELEASE_AT] == format_time(at(10 * HOUR))
+    assert moved["metadata"]["annotations"]["team"] == "vision"
+    assert SIGNER.problem(moved["metadata"]) is None
+    assert (
+        h.sample(
+            "greenlight_reconciler_api_requests_total", verb="get", resource="jobs", outcome="ok"
+        )
+        == 2.0
+    )  # the read that found it changed, and the one the move was signed over

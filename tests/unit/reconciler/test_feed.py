@@ -7,7 +7,7 @@ from typing import Any
 
 from builders import deferred_job
 
-from webhook.reconciler.feed import Changed, FeedMessage, JobFeed, ListDone, Listed
+from webhook.reconciler.feed import Changed, FeedMessage, JobFeed, ListDone, Listed, Unreadable
 from webhook.reconciler.kube import GoneError, KubeError, Page
 
 
@@ -117,3 +117,19 @@ def test_jobs_greenlight_did_not_defer_are_not_listed_but_their_events_pass() ->
     messages = run(script)
     assert [m.jobs for m in messages if isinstance(m, Listed)] == [[]]
     assert [m for m in messages if isinstance(m, Changed)] == [Changed("u-x", None)]
+
+
+def test_an_unreadable_job_is_set_aside_and_the_list_and_watch_go_on() -> None:
+    nameless = deferred_job("x")
+    nameless["metadata"]["name"] = ["not", "a", "name"]
+    script = Script(
+        lists=[[Page([job("a", "5"), nameless, job("c", "7")], "10", None)]],
+        watches=[[("MODIFIED", nameless), ("MODIFIED", job("a", "15"))]],
+    )
+    messages = run(script)
+    listed = [m for m in messages if isinstance(m, Listed)]
+    assert [j.name for page in listed for j in page.jobs] == ["a", "c"]
+    set_aside = [m for m in messages if isinstance(m, Unreadable)]
+    assert len(set_aside) == 2  # once in the list, once from the watch
+    assert all(m.uid == "uid-ml-x" and "metadata.name" in m.error for m in set_aside)
+    assert [m.uid for m in messages if isinstance(m, Changed)] == ["uid-ml-a"]
