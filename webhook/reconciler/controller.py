@@ -503,6 +503,9 @@ class Reconciler:
             if action.replan_checked:
                 self._metrics.replans.labels(outcome="kept").inc()
                 log.info("replan job=%s kept: %s", job.key, action.why)
+                if self.leading():  # record it on the Job: replan-checked-at, replan-checks
+                    self._inflight.add(uid)
+                    self._writers.submit(self._write, job, action)
             return
         self._timers.cancel(uid)
         if not self.leading():

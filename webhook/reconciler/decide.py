@@ -111,6 +111,7 @@ class TrackedJob:
     release_reason: str | None = None
     replan_count: int = 0
     replanned_at: datetime | None = None
+    replan_checks: int = 0
     accounted: bool = False
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -149,6 +150,7 @@ def track(job: Mapping[str, Any]) -> TrackedJob | None:
         deferral_error = str(e)
     finished_at, outcome = _finished(status)
     count = _float(annotations.get(keys.REPLAN_COUNT))
+    checks = _float(annotations.get(keys.REPLAN_CHECKS))
     return TrackedJob(
         uid=str(metadata.get("uid", "")),
         namespace=str(metadata.get("namespace", "")),
@@ -163,6 +165,7 @@ def track(job: Mapping[str, Any]) -> TrackedJob | None:
         release_reason=annotations.get(keys.RELEASE_REASON),
         replan_count=int(count) if count is not None and count >= 0 else 0,
         replanned_at=_time(annotations.get(keys.REPLANNED_AT)),
+        replan_checks=int(checks) if checks is not None and checks >= 0 else 0,
         accounted=keys.ACTUAL_EMISSIONS_G in annotations,
         started_at=_time(status.get("startTime")),
         finished_at=finished_at,
@@ -495,13 +498,26 @@ def manual_patch(job: TrackedJob, now: datetime) -> dict[str, Any]:
     return {"metadata": _precondition(job, annotations)}
 
 
+def _checked(job: TrackedJob, now: datetime) -> dict[str, str]:
+    return {
+        keys.REPLAN_CHECKED_AT: format_time(now),
+        keys.REPLAN_CHECKS: str(job.replan_checks + 1),
+    }
+
+
 def move_patch(job: TrackedJob, move: Move, now: datetime) -> dict[str, Any]:
     annotations = {
         keys.RELEASE_AT: format_time(move.start),
         keys.REPLANNED_AT: format_time(now),
         keys.REPLAN_COUNT: str(job.replan_count + 1),
+        **_checked(job, now),
     }
     return {"metadata": _precondition(job, annotations)}
+
+
+def kept_patch(job: TrackedJob, now: datetime) -> dict[str, Any]:
+    """Record a re-plan that kept the plan: when it ran and how many have run."""
+    return {"metadata": _precondition(job, _checked(job, now))}
 
 
 def account_patch(job: TrackedJob, accounting: Accounting) -> dict[str, Any]:
@@ -525,4 +541,6 @@ def patch_for(job: TrackedJob, action: Action, now: datetime) -> dict[str, Any] 
         return move_patch(job, action, now)
     if isinstance(action, Account):
         return account_patch(job, action.accounting)
+    if isinstance(action, Wait) and action.replan_checked:
+        return kept_patch(job, now)
     return None
