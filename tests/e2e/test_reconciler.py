@@ -539,6 +539,23 @@ def test_a_waiting_job_is_replanned_every_interval_each_re_plan_on_the_job_count
     assert kept >= checks
     lines = [li for li in reconciler.log().splitlines() if f"replan job={namespace}/waits" in li]
     assert len(lines) >= checks, lines
+    # One PlanKept Event per re-plan recorded: a waiting Job keeps a recent Event.
+    kept_events = wait_until(
+        lambda: (
+            (
+                found := [
+                    e.metadata.name
+                    for e in cluster.events(namespace, job.metadata.uid)
+                    if e.reason == "PlanKept"
+                ]
+            )
+            and len(found) >= 3
+            and found
+        ),
+        timeout_s=60,
+        what="three PlanKept Events",
+    )
+    assert len(set(kept_events)) == len(kept_events)
 
 
 def test_a_reconciler_killed_while_jobs_come_due_releases_each_exactly_once_after_restart(
