@@ -527,6 +527,62 @@ def test_with_every_provider_down_jobs_are_released_by_their_deadline(
     assert reconciler.metric("greenlight_releases_total", reason="provider-outage") == 2.0
 
 
+def test_a_waiting_job_is_replanned_every_interval_each_re_plan_on_the_job_counted_and_logged(
+    cluster: Cluster, make_namespace: Callable[..., str]
+) -> None:
+    """Issue 16: with replan_interval_s shortened to 3 s a Job deferred by 10 min is re-planned
+    at least three times while it waits, and each re-plan shows as the replan-checked-at and
+    replan-checks annotations, a greenlight_replans_total sample and a ``replan`` log line.
+    The provider is down, so every re-plan keeps the plan (the outcome is certain)."""
+    namespace = make_namespace(opted_in=False)
+    reconciler = cluster.reconciler(provider_down=True, replan_interval_s="3")
+    cluster.batch.create_namespaced_job(
+        namespace,
+        deferred_job("waits", release_in_s=600, release_by_in_s=1200, node_selector=NOWHERE),
+    )
+    seen: dict[int, datetime] = {}
+
+    def three_replans() -> bool:
+        job = cluster.job(namespace, "waits")
+        marks = annotations(job)
+        if keys.REPLAN_CHECKS in marks:
+            seen.setdefault(int(marks[keys.REPLAN_CHECKS]), time_of(job, keys.REPLAN_CHECKED_AT))
+        return len(seen) >= 3
+
+    wait_until(three_replans, timeout_s=180, what="three re-plans recorded on the Job")
+    job = cluster.job(namespace, "waits")
+    assert job.spec.suspend is True
+    assert not released(job)
+    assert keys.REPLAN_COUNT not in annotations(job)  # kept: release-at did not move
+    times = [seen[n] for n in sorted(seen)]
+    assert times == sorted(times)
+    assert len(set(times)) == len(times)  # one record per re-plan, none rewritten
+    checks = int(annotations(job)[keys.REPLAN_CHECKS])
+    assert checks >= 3
+    kept = reconciler.metric("greenlight_replans_total", outcome="kept")
+    assert kept is not None
+    assert kept >= checks
+    lines = [li for li in reconciler.log().splitlines() if f"replan job={namespace}/waits" in li]
+    assert len(lines) >= checks, lines
+    # One PlanKept Event per re-plan recorded: a waiting Job keeps a recent Event.
+    kept_events = wait_until(
+        lambda: (
+            (
+                found := [
+                    e.metadata.name
+                    for e in cluster.events(namespace, job.metadata.uid)
+                    if e.reason == "PlanKept"
+                ]
+            )
+            and len(found) >= 3
+            and found
+        ),
+        timeout_s=60,
+        what="three PlanKept Events",
+    )
+    assert len(set(kept_events)) == len(kept_events)
+
+
 def test_a_reconciler_killed_while_jobs_come_due_releases_each_exactly_once_after_restart(
     cluster: Cluster, make_namespace: Callable[..., str]
 ) -> None:

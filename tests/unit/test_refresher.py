@@ -55,7 +55,7 @@ async def test_the_first_round_refreshes_every_zone_and_counts_failures() -> Non
         zone: metrics.registry.get_sample_value("greenlight_provider_errors_total", {"zone": zone})
         for zone in ("DE", "GB", "FR")
     }
-    assert errors == {"DE": None, "GB": 1, "FR": 1}
+    assert errors == {"DE": 0, "GB": 1, "FR": 1}  # DE exported at 0, never failed
     assert (
         metrics.registry.get_sample_value("greenlight_forecast_age_seconds", {"zone": "DE"}) == 42
     )

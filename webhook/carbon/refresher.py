@@ -48,6 +48,8 @@ class Refresher:
         self._fresh: set[str] = set()
         self._interval_s = interval_s
         self._metrics = metrics
+        for zone in self._zones:
+            metrics.provider_errors.labels(zone=zone)  # at 0 before its first failure
         self._clock = clock
         self._wake = asyncio.Event()
         self.first_round = asyncio.Event()
@@ -61,6 +63,7 @@ class Refresher:
         """Keep ``zone`` warm from now on (called from the request path: no I/O)."""
         if zone not in self._zones:
             self._zones[zone] = None
+            self._metrics.provider_errors.labels(zone=zone)  # at 0 before its first failure
             self._wake.set()
 
     async def refresh_once(self, zones: Iterable[str]) -> None:

@@ -135,7 +135,7 @@ class ReconcilerSettings(BaseModel):
     )
     events: bool = Field(
         default=True,
-        description="Record Kubernetes Events on Jobs (Deferred, Replanned, Released, Completed).",
+        description="Record Kubernetes Events on Jobs (Deferred, Replanned, PlanKept, Released, Completed).",
     )
     event_queue_size: int = Field(
         default=20000,

@@ -72,7 +72,11 @@ SIGNATURE = "greenlight.dev/signature"
 RELEASED_AT = "greenlight.dev/released-at"
 RELEASE_REASON = "greenlight.dev/release-reason"
 REPLANNED_AT = "greenlight.dev/replanned-at"  # when a re-plan last moved release-at
-REPLAN_COUNT = "greenlight.dev/replan-count"
+REPLAN_COUNT = "greenlight.dev/replan-count"  # how many re-plans moved release-at
+# Every re-plan, kept or moved (a kept one writes only these two): when the last one ran and
+# how many ran. Written at most once per replan_interval_s per Job.
+REPLAN_CHECKED_AT = "greenlight.dev/replan-checked-at"
+REPLAN_CHECKS = "greenlight.dev/replan-checks"
 ACTUAL_RUN_S = "greenlight.dev/actual-run-s"  # on completion: the real run time
 ACTUAL_ENERGY_KWH = "greenlight.dev/actual-energy-kwh"
 ACTUAL_INTENSITY = "greenlight.dev/actual-intensity-g-per-kwh"  # over the real run window
@@ -123,6 +127,8 @@ RECONCILER_OUTPUT_KEYS: tuple[str, ...] = (
     RELEASE_REASON,
     REPLANNED_AT,
     REPLAN_COUNT,
+    REPLAN_CHECKED_AT,
+    REPLAN_CHECKS,
     ACTUAL_RUN_S,
     ACTUAL_ENERGY_KWH,
     ACTUAL_INTENSITY,

@@ -591,6 +591,9 @@ class Reconciler:
             if action.replan_checked:
                 self._metrics.replans.labels(outcome="kept").inc()
                 log.info("replan job=%s kept: %s", job.key, action.why)
+                if self.leading():  # record it on the Job: replan-checked-at, replan-checks
+                    self._inflight.add(uid)
+                    self._writers.submit(self._write, job, action)
             return
         self._timers.cancel(uid)
         if not self.leading():
@@ -695,6 +698,8 @@ class Reconciler:
                 action.why,
             )
             self._event(job_events.replanned(job, action))
+        elif isinstance(action, Wait):  # a kept re-plan, recorded on the Job
+            self._event(job_events.plan_kept(job, action.why))
         elif isinstance(action, Account):
             result = action.accounting
             self._metrics.actual_emissions.labels(namespace=job.namespace).inc(

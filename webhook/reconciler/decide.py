@@ -139,6 +139,7 @@ class TrackedJob:
     release_reason: str | None = None
     replan_count: int = 0
     replanned_at: datetime | None = None
+    replan_checks: int = 0
     accounted: bool = False
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -186,6 +187,7 @@ def track(job: Mapping[str, Any]) -> TrackedJob | None:
         deferral_error = str(e)
     finished_at, outcome = _finished(status)
     count = _float(annotations.get(keys.REPLAN_COUNT))
+    checks = _float(annotations.get(keys.REPLAN_CHECKS))
     return TrackedJob(
         uid=uid,
         namespace=namespace,
@@ -200,6 +202,7 @@ def track(job: Mapping[str, Any]) -> TrackedJob | None:
         release_reason=_text(annotations.get(keys.RELEASE_REASON)),
         replan_count=int(min(count, MAX_REPLAN_COUNT)) if count is not None and count >= 0 else 0,
         replanned_at=_time(annotations.get(keys.REPLANNED_AT)),
+        replan_checks=int(checks) if checks is not None and checks >= 0 else 0,
         accounted=keys.ACTUAL_EMISSIONS_G in annotations,
         started_at=_time(status.get("startTime")),
         finished_at=finished_at,
@@ -532,6 +535,13 @@ def manual_patch(job: TrackedJob, now: datetime) -> dict[str, Any]:
     return {"metadata": _precondition(job, annotations)}
 
 
+def _checked(job: TrackedJob, now: datetime) -> dict[str, str]:
+    return {
+        keys.REPLAN_CHECKED_AT: format_time(now),
+        keys.REPLAN_CHECKS: str(job.replan_checks + 1),
+    }
+
+
 def move_patch(
     job: TrackedJob,
     move: Move,
@@ -547,12 +557,18 @@ def move_patch(
         keys.RELEASE_AT: format_time(move.start),
         keys.REPLANNED_AT: format_time(now),
         keys.REPLAN_COUNT: str(job.replan_count + 1),
+        **_checked(job, now),
     }
     if signing_keys is not None:
         plan = {k: v for k, v in (signed or {}).items() if k in SIGNED_KEYS}
         plan.update(annotations)
         annotations[keys.SIGNATURE] = signing_keys.sign(job.namespace, job.name, "", plan)
     return {"metadata": _precondition(job, annotations)}
+
+
+def kept_patch(job: TrackedJob, now: datetime) -> dict[str, Any]:
+    """Record a re-plan that kept the plan: when it ran and how many have run."""
+    return {"metadata": _precondition(job, _checked(job, now))}
 
 
 def account_patch(job: TrackedJob, accounting: Accounting) -> dict[str, Any]:
@@ -583,4 +599,6 @@ def patch_for(
         return move_patch(job, action, now, signing_keys, signed)
     if isinstance(action, Account):
         return account_patch(job, action.accounting)
+    if isinstance(action, Wait) and action.replan_checked:
+        return kept_patch(job, now)
     return None

@@ -1,9 +1,12 @@
 """Kubernetes Events on a deferred Job (pure): what ``kubectl describe job`` shows.
 
 Reasons are stable: ``Deferred`` (when, and the expected saving), ``Replanned`` (from, to,
-why), ``Released`` (the release reason), ``Completed`` (actual emissions and saving), and two
-Warnings on Jobs the reconciler sets aside: ``Unreadable`` (marked deferred, but cannot be
-read) and ``ForgedDecision`` (greenlight annotations greenlight did not write).
+why), ``PlanKept`` (a re-plan that kept the plan, and why), ``Released`` (the release reason),
+``Completed`` (actual emissions and saving), and two Warnings on Jobs the reconciler sets aside:
+``Unreadable`` (marked deferred, but cannot be read) and ``ForgedDecision`` (greenlight
+annotations greenlight did not write). A re-plan, kept or moved, records one Event each
+``replan_interval_s`` (30 min), so a waiting Job keeps a recent Event although the apiserver
+drops Events after an hour (``--event-ttl``) and its ``Deferred`` Event with them.
 
 Each Event has a name fixed by the Job's uid and what it records, so recording it twice —
 after a restart, or by a new leader during a failover — is answered 409 AlreadyExists and
@@ -30,6 +33,7 @@ MAX_NAME = 253
 class EventReason(StrEnum):
     DEFERRED = "Deferred"
     REPLANNED = "Replanned"
+    PLAN_KEPT = "PlanKept"
     RELEASED = "Released"
     COMPLETED = "Completed"
     UNREADABLE = "Unreadable"
@@ -81,6 +85,21 @@ def replanned(job: TrackedJob, move: Move) -> JobEvent:
         f"Release moved {direction} from {format_time(move.previous)} to "
         f"{format_time(move.start)}: {move.why}",
         suffix=f"-{job.replan_count + 1}",
+    )
+
+
+def plan_kept(job: TrackedJob, why: str) -> JobEvent | None:
+    """A re-plan that kept the plan (``why`` says what it found), numbered by the re-plans
+    recorded on the Job (``replan-checks``) so each one is its own Event."""
+    deferral = job.deferral
+    if deferral is None:
+        return None
+    return JobEvent(
+        job,
+        EventReason.PLAN_KEPT,
+        f"Re-planned, release kept at {format_time(deferral.release_at)} (latest start "
+        f"{format_time(deferral.release_by)}): {why}",
+        suffix=f"-{job.replan_checks + 1}",
     )
 
 

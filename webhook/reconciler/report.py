@@ -58,13 +58,18 @@ def _time(value: object) -> datetime | None:
 
 @dataclass(frozen=True)
 class JobRow:
-    """One judged Job. Emissions in g CO2eq, cost in USD; None where not known (yet)."""
+    """One judged Job. Emissions in g CO2eq, cost in USD; None where not known (yet).
+
+    ``release_at`` and ``release_by`` are a deferred Job's plan (its planned start as last
+    re-planned, and its latest start); None for Jobs that were not deferred."""
 
     namespace: str
     name: str
     decision: str
     reason_code: str
     admitted_at: datetime | None
+    release_at: datetime | None
+    release_by: datetime | None
     released_at: datetime | None
     release_reason: str | None
     delay_s: float | None
@@ -105,6 +110,8 @@ def job_row(job: Mapping[str, Any]) -> JobRow | None:
         decision=decision,
         reason_code=str(annotations.get(keys.REASON_CODE, "")),
         admitted_at=admitted,
+        release_at=_time(annotations.get(keys.RELEASE_AT)) if deferred else None,
+        release_by=_time(annotations.get(keys.RELEASE_BY)) if deferred else None,
         released_at=released,
         release_reason=annotations.get(keys.RELEASE_REASON),
         delay_s=(released - admitted).total_seconds() if released and admitted else None,
@@ -246,7 +253,8 @@ def render_csv(rows: list[JobRow], namespaces: list[NamespaceRow]) -> str:
 
 
 def _table(headers: list[str], body: list[list[str]], numeric: frozenset[int] | None = None) -> str:
-    """Columns padded to their widest cell: right-aligned, or only the ``numeric`` ones."""
+    """Columns padded to their widest cell (header included): the ``numeric`` ones (every one
+    when None) right-aligned, header and cells alike, the others left-aligned."""
     widths = [
         max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)
     ]
@@ -255,7 +263,7 @@ def _table(headers: list[str], body: list[list[str]], numeric: frozenset[int] | 
         right = numeric is None or index in numeric
         return text.rjust(widths[index]) if right else text.ljust(widths[index])
 
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines = ["  ".join(cell(i, h) for i, h in enumerate(headers)).rstrip()]
     lines += ["  ".join(cell(i, c) for i, c in enumerate(r)).rstrip() for r in body]
     return "\n".join(lines)
 
@@ -267,6 +275,8 @@ def render_table(rows: list[JobRow], namespaces: list[NamespaceRow]) -> str:
             "JOB",
             "DECISION",
             "RELEASE",
+            "RELEASE AT",
+            "RELEASE BY",
             "DELAY h",
             "EST g",
             "EST SAVED g",
@@ -280,6 +290,8 @@ def render_table(rows: list[JobRow], namespaces: list[NamespaceRow]) -> str:
                 r.name,
                 r.decision,
                 r.release_reason or ("waiting" if r.decision == Decision.DEFERRED else ""),
+                _cell(r.release_at),
+                _cell(r.release_by),
                 "" if r.delay_s is None else f"{r.delay_s / 3600:.1f}",
                 _cell(r.estimated_emissions_g),
                 _cell(r.estimated_savings_g),
@@ -289,6 +301,7 @@ def render_table(rows: list[JobRow], namespaces: list[NamespaceRow]) -> str:
             ]
             for r in rows
         ],
+        numeric=frozenset(range(6, 12)),
     )
     namespace_table = _table(
         [
@@ -322,6 +335,7 @@ def render_table(rows: list[JobRow], namespaces: list[NamespaceRow]) -> str:
             ]
             for n in namespaces
         ],
+        numeric=frozenset(range(1, 12)),
     )
     return f"{job_table}\n\n{namespace_table}\n"
 

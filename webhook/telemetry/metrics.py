@@ -109,6 +109,22 @@ class Metrics:
 _LATENESS_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0, 300.0, 3600.0)
 
 
+RECONCILER_API_REQUESTS = (
+    ("patch", "jobs", "ok"),
+    ("patch", "jobs", "conflict"),
+    ("patch", "jobs", "not-found"),
+    ("patch", "jobs", "error"),
+    ("get", "jobs", "ok"),
+    ("get", "jobs", "not-found"),
+    ("get", "jobs", "error"),
+    ("create", "events", "ok"),
+    ("create", "events", "exists"),
+    ("create", "events", "error"),
+    ("list", "events", "ok"),
+)
+"""The (verb, resource, outcome) of every request the reconciler counts, started at 0."""
+
+
 class ReconcilerMetrics:
     """Every metric the reconciler exports (in a registry of its own, or the webhook's when
     both run in one process)."""
@@ -221,6 +237,8 @@ class ReconcilerMetrics:
             self.relists.labels(cause=cause)
         for outcome in ("ok", "conflict", "error"):
             self.history_writes.labels(outcome=outcome)
+        for verb, resource, outcome in RECONCILER_API_REQUESTS:
+            self.api_requests.labels(verb=verb, resource=resource, outcome=outcome)
 
     def namespace_seen(self, namespace: str) -> None:
         """Export a namespace's accounting counters at 0 when its first deferred Job is seen,

@@ -431,7 +431,15 @@ def test_with_the_forecast_failing_a_job_is_still_released_by_its_latest_start(
     h.see(deferred_job(release_at=at(7 * HOUR), release_by=release_by, extra=extra))
     for hour in range(1, 8):
         h.at(at(hour * HOUR - 1))
-        assert h.kube.patches == [], f"released early, before hour {hour}"
+        released_early = [p for _, p in h.kube.patches if "spec" in p]
+        assert released_early == [], f"released early, before hour {hour}"
+    # Each hourly firing past the 30 min interval re-checked the plan (no forecast: kept) and
+    # recorded the check on the Job, annotations only.
+    checks = [p["metadata"]["annotations"] for _, p in h.kube.patches]
+    assert checks
+    assert all(set(c) == {keys.REPLAN_CHECKED_AT, keys.REPLAN_CHECKS} for c in checks)
+    assert [c[keys.REPLAN_CHECKS] for c in checks] == [str(n) for n in range(1, len(checks) + 1)]
+    assert h.sample("greenlight_replans_total", outcome="kept") == len(checks)
     h.at(at(7 * HOUR))
     released, released_at, reason = _released(h.stored())
     assert released

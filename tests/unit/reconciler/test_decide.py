@@ -327,7 +327,22 @@ def test_a_move_records_the_new_time_and_counts_the_replans() -> None:
         keys.RELEASE_AT: "2025-06-02T14:00:00Z",
         keys.REPLANNED_AT: "2025-06-02T13:00:00Z",
         keys.REPLAN_COUNT: "3",
+        keys.REPLAN_CHECKED_AT: "2025-06-02T13:00:00Z",
+        keys.REPLAN_CHECKS: "1",
     }
+
+
+def test_a_kept_replan_records_when_it_ran_and_how_many_ran_and_nothing_else() -> None:
+    job = tracked(**WAITING, extra={keys.REPLAN_COUNT: "2", keys.REPLAN_CHECKS: "4"})
+    assert job.replan_checks == 4
+    patch = patch_for(job, Wait(at(2 * HOUR), "kept", True, at(2 * HOUR)), at(HOUR))
+    assert patch is not None
+    assert patch["metadata"]["annotations"] == {
+        keys.REPLAN_CHECKED_AT: "2025-06-02T13:00:00Z",
+        keys.REPLAN_CHECKS: "5",
+    }
+    assert patch["metadata"]["resourceVersion"] == job.resource_version
+    assert "spec" not in patch
 
 
 def test_waiting_and_tracking_write_nothing() -> None:

@@ -66,3 +66,17 @@ def test_the_event_object_involves_the_job() -> None:
         {"component": "greenlight"},
     )
     assert body["metadata"] == {"name": "train.greenlight-released-01234567", "namespace": "ml"}
+
+
+def test_a_kept_replan_is_an_event_of_its_own_numbered_by_the_replans_recorded() -> None:
+    first = events.plan_kept(job(), "no cleaner window")
+    assert first is not None
+    later = track(deferred_job(uid="0123456789abcdef", extra={"greenlight.dev/replan-checks": "4"}))
+    assert later is not None
+    fifth = events.plan_kept(later, "no cleaner window")
+    assert fifth is not None
+    assert first.reason == events.EventReason.PLAN_KEPT
+    assert first.name == "train.greenlight-plankept-1-01234567"
+    assert fifth.name == "train.greenlight-plankept-5-01234567"
+    assert "release kept at" in first.message
+    assert "no cleaner window" in first.message

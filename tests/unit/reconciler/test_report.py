@@ -140,3 +140,40 @@ def test_the_three_formats_carry_the_same_figures() -> None:
     text = render(chosen, namespaces, "table")
     assert "ACTUAL SAVED g" in text
     assert "590.0" in text
+
+
+def test_a_waiting_job_shows_its_planned_start_and_latest_start() -> None:
+    by_name = {r.name: r for r in rows()}
+    b = by_name["b"]
+    annotations = deferred_job("b")["metadata"]["annotations"]
+    assert b.release_at == datetime.fromisoformat(annotations[keys.RELEASE_AT])
+    assert b.release_by == datetime.fromisoformat(annotations[keys.RELEASE_BY])
+    assert (by_name["c"].release_at, by_name["c"].release_by) == (None, None)  # ran at once
+    chosen = select(rows())
+    text = render(chosen, summarize(chosen), "table")
+    line = next(li for li in text.splitlines() if li.split()[:2] == ["ml", "b"])
+    assert "waiting" in line
+    assert annotations[keys.RELEASE_AT] in line
+    assert annotations[keys.RELEASE_BY] in line
+
+
+def test_table_columns_line_up_with_their_headers() -> None:
+    """Text columns start under their header's first letter, numeric ones end under its last,
+    whatever the longest cell (a long Job name here)."""
+    jobs = [*JOBS, deferred_job("a-job-with-a-much-longer-name-than-its-header", extra=FINISHED)]
+    chosen = select([row for job in jobs if (row := job_row(job)) is not None])
+    job_table = render(chosen, summarize(chosen), "table").split("\n\n")[0].splitlines()
+    header, body = job_table[0], job_table[1:]
+    assert len(body) == 5
+    for title in ("JOB", "DECISION", "RELEASE AT", "RELEASE BY"):
+        start = header.index(title)
+        for line in body:
+            assert line[start - 2 : start] == "  ", (title, line)  # a cell starts here
+            if title in ("JOB", "DECISION") or " deferred " in line:
+                assert line[start] != " ", (title, line)  # ... left-aligned under its header
+    for title in ("DELAY h", "EST g", "ACTUAL SAVED g", "COST $"):
+        end = header.index(title) + len(title)
+        for line in body:
+            assert line[end : end + 2] in ("  ", ""), (title, line)  # a cell ends here
+    a = next(li for li in body if li.split()[:2] == ["ml", "a"])
+    assert a[: header.index("EST SAVED g") + len("EST SAVED g")].endswith("600.0")
