@@ -135,7 +135,10 @@ class ReconcilerSettings(BaseModel):
     )
     events: bool = Field(
         default=True,
-        description="Record Kubernetes Events on Jobs (Deferred, Replanned, PlanKept, Released, Completed).",
+        description=(
+            "Record Kubernetes Events on Jobs (Deferred, Replanned, PlanKept, Released, "
+            "Completed; Unreadable and ForgedDecision Warnings)."
+        ),
     )
     event_queue_size: int = Field(
         default=20000,
