@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from webhook.carbon.config import ProviderSettings, load_provider_settings
+from webhook.config.kueue import KueueSettings
 from webhook.config.reconciler import ReconcilerSettings
 from webhook.core.annotations import Mode
 from webhook.core.cost import CostSettings
@@ -130,6 +131,7 @@ class Settings(BaseSettings):
     cost: CostSettings = Field(default_factory=CostSettings)
     providers: ProviderSettings = Field(default_factory=ProviderSettings)
     reconciler: ReconcilerSettings = Field(default_factory=ReconcilerSettings)
+    kueue: KueueSettings = Field(default_factory=KueueSettings)
 
 
 def load_settings() -> Settings:
