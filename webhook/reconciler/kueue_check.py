@@ -79,6 +79,8 @@ class ReadyReason(StrEnum):
     DEADLINE = "deadline"
     """Its latest start came with no plan made (no usable forecast until then), or past its
     plan (greenlight was down)."""
+    INVALID_PLAN = "invalid-plan"
+    """Its recorded plan is unreadable: admitted rather than risk its deadline."""
     NOT_DEFERRED = "not-deferred"
     """Judged and not held: the plan is to run now, or a rule says never to hold it."""
 
@@ -234,14 +236,34 @@ class Verdict:
     deferred_until: datetime | None = None
 
 
+def ready_message(annotations: Mapping[str, str]) -> str:
+    """The Ready message, from the Workload's annotations only: the same text whoever writes
+    it (the leader that turned it Ready, or one that sees the annotations before the state)."""
+    reason = annotations.get(keys.RELEASE_REASON, "")
+    if reason == ReadyReason.WINDOW:
+        detail = f"its planned window {annotations.get(keys.RELEASE_AT)} has come"
+    elif reason == ReadyReason.DEADLINE:
+        detail = f"its latest start {annotations.get(keys.RELEASE_BY)} has come"
+        if keys.DECISION not in annotations:
+            detail += " with no usable forecast before it"
+    elif reason == ReadyReason.INVALID_PLAN:
+        detail = "its recorded plan is unreadable: admitted rather than risk its deadline"
+    else:
+        detail = annotations.get(keys.REASON, "not held")
+    return f"ready at {annotations.get(keys.RELEASED_AT)} ({reason}): {detail}"[:MAX_MESSAGE]
+
+
 def _ready(
     code: str,
-    message: str,
     reason: ReadyReason,
     now: datetime,
     annotations: Mapping[str, str] | None = None,
+    *,
+    base: Mapping[str, str] | None = None,
     **details: Any,
 ) -> Verdict:
+    """Ready now: ``annotations`` and the release are recorded; ``base`` is what the Workload
+    already carries."""
     recorded = {
         **(annotations or {}),
         keys.RELEASED_AT: format_time(now),
@@ -249,7 +271,7 @@ def _ready(
     }
     return Verdict(
         CheckState.READY,
-        message[:MAX_MESSAGE],
+        ready_message({**(base or {}), **recorded}),
         code,
         recorded,
         None,
@@ -292,6 +314,11 @@ def judge_workload(
     if current.state in (CheckState.READY, CheckState.REJECTED):
         return None
     annotations = workload.annotations
+    if keys.RELEASED_AT in annotations:
+        # Turned Ready before (the state write may not have landed): the same Ready again,
+        # recording and counting nothing new.
+        code = annotations.get(keys.RELEASE_REASON, ReadyReason.NOT_DEFERRED.value)
+        return Verdict(CheckState.READY, ready_message(annotations), code, {}, None)
     if keys.DECISION in annotations:
         return _recorded(workload, annotations, knowledge)
     return _fresh(workload, owner_annotations, namespace_inputs, knowledge)
@@ -303,23 +330,20 @@ def _recorded(
     """A Workload judged before (by this or an earlier leader): follow the recorded plan."""
     now = knowledge.now
     if annotations.get(keys.DECISION) != Decision.DEFERRED:
-        reason = annotations.get(keys.REASON, "judged: not held")
-        return _ready(
-            annotations.get(keys.REASON_CODE, "not-deferred"), reason, ReadyReason.NOT_DEFERRED, now
-        )
+        code = annotations.get(keys.REASON_CODE, "not-deferred")
+        return _ready(code, ReadyReason.NOT_DEFERRED, now, base=annotations)
     try:
         deferral = parse_deferral(annotations)
-    except DeferralError as e:
-        return _ready("invalid-plan", f"its plan is unreadable ({e})", ReadyReason.DEADLINE, now)
+    except DeferralError:
+        return _ready("invalid-plan", ReadyReason.INVALID_PLAN, now, base=annotations)
     if now >= deferral.release_at:
         late = now >= deferral.release_by and deferral.release_at < deferral.release_by
         reason = ReadyReason.DEADLINE if late else ReadyReason.WINDOW
-        what = "its latest start" if late else "its planned window"
         return _ready(
             reason.value,
-            f"{what} {format_time(min(deferral.release_at, deferral.release_by))} has come",
             reason,
             now,
+            base=annotations,
             zone=deferral.zone,
             energy_kwh=deferral.energy_kwh,
             deferred_until=deferral.release_at,
@@ -365,7 +389,6 @@ def _fresh(
         outputs = _decision_outputs(Decision.SKIPPED, "invalid-annotations", reason, admitted_at)
         return _ready(
             "invalid-annotations",
-            reason,
             ReadyReason.NOT_DEFERRED,
             now,
             outputs,
@@ -376,7 +399,7 @@ def _fresh(
         reason = "greenlight.dev/skip is set"
         outputs = _decision_outputs(Decision.SKIPPED, "opted-out", reason, admitted_at)
         return _ready(
-            "opted-out", reason, ReadyReason.NOT_DEFERRED, now, outputs, decision=Decision.SKIPPED
+            "opted-out", ReadyReason.NOT_DEFERRED, now, outputs, decision=Decision.SKIPPED
         )
     duration_s = effective.expected_duration_s or knowledge.defaults.expected_duration_s or 3600
     latest = latest_start(admitted_at, duration_s, effective.max_delay_s, effective.deadline)
@@ -385,9 +408,7 @@ def _fresh(
             f"the deadline or max-delay leaves no room to wait (latest start {format_time(latest)})"
         )
         outputs = _decision_outputs(Decision.SKIPPED, "no-room", reason, admitted_at)
-        return _ready(
-            "no-room", reason, ReadyReason.NOT_DEFERRED, now, outputs, decision=Decision.SKIPPED
-        )
+        return _ready("no-room", ReadyReason.NOT_DEFERRED, now, outputs, decision=Decision.SKIPPED)
     try:
         estimate = estimate_energy(
             EnergyInputs.from_job(
@@ -403,13 +424,12 @@ def _fresh(
         reason = f"energy cannot be estimated: {e}"
         outputs = _decision_outputs(Decision.RUN_NOW, "no-estimate", reason, admitted_at)
         return _ready(
-            "no-estimate", reason, ReadyReason.NOT_DEFERRED, now, outputs, decision=Decision.RUN_NOW
+            "no-estimate", ReadyReason.NOT_DEFERRED, now, outputs, decision=Decision.RUN_NOW
         )
     zone = effective.zone or knowledge.defaults.zone or ""
     if now >= latest:
         return _ready(
             ReadyReason.DEADLINE.value,
-            f"its latest start {format_time(latest)} has come before any plan could be made",
             ReadyReason.DEADLINE,
             now,
             {keys.ADMITTED_AT: format_time(admitted_at), keys.RELEASE_BY: format_time(latest)},
@@ -464,7 +484,6 @@ def _fresh(
         )
         return _ready(
             result.reason,
-            result.detail,
             ReadyReason.NOT_DEFERRED,
             now,
             outputs,
@@ -476,7 +495,6 @@ def _fresh(
         outputs.update(_decision_outputs(Decision.OBSERVED, result.reason, reason, admitted_at))
         return _ready(
             result.reason,
-            reason,
             ReadyReason.NOT_DEFERRED,
             now,
             outputs,

@@ -300,3 +300,29 @@ def test_writes_touch_only_what_changed() -> None:
     )
     assert annotation_patch(again, verdict) is None
     assert check_status(again, CHECK, verdict, T0) is None
+
+
+def test_a_workload_seen_ready_in_its_annotations_before_its_state_records_nothing_new() -> None:
+    held = judge(workload(), T0, forecast())
+    assert held is not None
+    ready = judge(workload(annotations=dict(held.annotations)), at(3 * HOUR), None)
+    assert ready is not None
+    recorded = {**held.annotations, **ready.annotations}
+    # The watch may bring the annotation write before the state write: the same Ready again.
+    again = judge(workload(annotations=recorded), at(3 * HOUR + 2), None)
+    assert again is not None
+    assert again.state == CheckState.READY
+    assert again.message == ready.message
+    assert again.message == (
+        f"ready at {format_time(at(3 * HOUR))} (window): its planned window "
+        f"{format_time(at(3 * HOUR))} has come"
+    )
+    assert (dict(again.annotations), again.decision, again.ready_reason) == ({}, None, None)
+
+
+def test_the_deadline_message_says_no_forecast_came_in_time() -> None:
+    late = judge(workload(), at(12 * HOUR), forecast(None))
+    assert late is not None
+    assert late.message.endswith(
+        f"its latest start {format_time(at(12 * HOUR))} has come with no usable forecast before it"
+    )
