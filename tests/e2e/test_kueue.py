@@ -294,6 +294,12 @@ def test_a_kueue_workload_stays_unadmitted_until_its_window_then_is_admitted(
     assert admitted_at is not None
     assert when(admitted_at["lastTransitionTime"]) >= release_at
     assert admitted["metadata"]["annotations"][keys.RELEASE_REASON] == "window"
+    # The server-side apply left Kueue's own status fields Kueue's: greenlight owns its entry.
+    managers = {
+        (entry["manager"], entry.get("subresource", ""))
+        for entry in admitted["metadata"]["managedFields"]
+    }
+    assert ("greenlight-carbon-check", "status") in managers
     cluster.wait_job(namespace, "train", lambda job: job.spec.suspend is False, "resumed by Kueue")
     events = events_of(api, namespace, admitted["metadata"]["uid"])
     assert {"Deferred", "Released"} <= set(events)
