@@ -156,6 +156,7 @@ class KueueChecks:
         leading: Callable[[], bool] = lambda: True,
         identity: str = "greenlight",
         clock: Callable[[], float] = time.time,
+        on_failure: Callable[[], None] = lambda: None,
     ) -> None:
         self._kube = kube
         self._settings = settings
@@ -165,6 +166,7 @@ class KueueChecks:
         self._leading = leading
         self._identity = identity
         self._clock = clock
+        self._on_failure = on_failure
         self._inbox: queue.Queue[_Message] = queue.Queue()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -202,6 +204,7 @@ class KueueChecks:
         except BaseException as e:  # the service reports it; the thread must not die silently
             log.exception("the Kueue admission check controller stopped")
             self.failure = e
+            self._on_failure()
 
     # -- Discovery and watches ----------------------------------------------------------------
 

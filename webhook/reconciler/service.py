@@ -128,6 +128,8 @@ class ReconcilerService:
             want_zone=self._want_zone,
             leading=self.reconciler.leading,
             identity=identity or settings.reconciler.identity or default_identity(),
+            # The process stops (and is restarted) rather than run without its check.
+            on_failure=self.reconciler.stop,
         )
 
     def _want_zone(self, zone: str) -> None:
@@ -147,6 +149,8 @@ class ReconcilerService:
             await asyncio.to_thread(self.reconciler.wait_stopped)
             if self.reconciler.failure is not None:
                 raise RuntimeError("the reconciler stopped") from self.reconciler.failure
+            if self.kueue is not None and self.kueue.failure is not None:
+                raise RuntimeError("the Kueue admission check stopped") from self.kueue.failure
         finally:
             if self.kueue is not None:
                 await asyncio.to_thread(self.kueue.stop)
