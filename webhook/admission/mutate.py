@@ -31,8 +31,6 @@ from webhook.core.annotations import (
     Decision,
     Inputs,
     Mode,
-    format_energy,
-    format_number,
     format_time,
 )
 from webhook.core.cost import PriceModel
@@ -47,6 +45,8 @@ from webhook.core.energy import (
 from webhook.core.energy import parse_workload as energy_workload
 from webhook.core.forecast import ForecastResult, ForecastSnapshots, ForecastUncertainty
 from webhook.core.planner import Plan, PlannerSettings, PlanRequest, latest_start, plan
+from webhook.core.planrecord import forecast_age as _forecast_age
+from webhook.core.planrecord import plan_annotation_parts as _plan_output_parts
 from webhook.core.provenance import SigningKeys
 from webhook.core.resources import JobSpecError, WorkloadResources
 from webhook.core.series import StepSeries, to_epoch
@@ -333,53 +333,6 @@ def _run_now(
         reason,
         **details,
     )
-
-
-def _forecast_age(forecast: ForecastResult) -> str:
-    return str(round(forecast.age_s or 0.0))
-
-
-def _plan_output_parts(
-    result: Plan,
-    *,
-    zone: str,
-    duration_s: int,
-    energy_kwh: float,
-    min_saving_pct: float,
-    forecast: ForecastResult,
-) -> tuple[dict[str, str], dict[str, str]]:
-    """The plan's annotations before and after the forecast's age (the one output that
-    changes between Jobs sharing a plan)."""
-    head = {
-        keys.PLANNED_ZONE: zone,
-        keys.PLANNED_DURATION_S: str(duration_s),
-        keys.ENERGY_KWH: format_energy(energy_kwh),
-        keys.RELEASE_BY: format_time(result.latest_start),
-        keys.INTENSITY_NOW: format_number(result.intensity_now_g_per_kwh),
-        keys.EMISSIONS_NOW_G: format_number(result.emissions_now_g),
-        keys.PROVIDER: forecast.provider,
-        keys.FORECAST_SOURCE: forecast.source,
-    }
-    tail: dict[str, str] = {}
-    if result.deferred:
-        tail = {
-            keys.RELEASE_AT: format_time(result.start),
-            keys.INTENSITY_PLANNED: format_number(result.intensity_planned_g_per_kwh),
-            keys.EMISSIONS_PLANNED_G: format_number(result.emissions_planned_g),
-            keys.SAVINGS_G: format_number(result.savings_g),
-            keys.SAVINGS_PCT: format_number(result.savings_pct),
-            keys.PLANNED_MIN_SAVINGS_PCT: str(float(min_saving_pct)),  # exact: re-plans use it
-        }
-        if forecast.uncertainty is not None:
-            # The skill-aware history forecast and the corrected provider forecast measure it.
-            error_pct = forecast.uncertainty.at_lead(result.delay_s)
-            tail[keys.FORECAST_ERROR_PCT] = format_number(error_pct)
-            tail[keys.SAVINGS_PCT_LOW] = format_number(result.savings_pct - error_pct)
-            tail[keys.SAVINGS_PCT_HIGH] = format_number(result.savings_pct + error_pct)
-        if result.cost_now_usd is not None and result.cost_planned_usd is not None:
-            tail[keys.COST_NOW_USD] = format_number(result.cost_now_usd, 4)
-            tail[keys.COST_PLANNED_USD] = format_number(result.cost_planned_usd, 4)
-    return head, tail
 
 
 def judge(request: AdmissionRequest, context: MutationContext, now: datetime) -> Judgement:

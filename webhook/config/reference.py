@@ -46,6 +46,7 @@ CHART_MANAGED: Mapping[Path_, str] = {
     ("reconciler", "lease_namespace"): "the release namespace",
     ("reconciler", "identity"): "the Pod name",
     ("reconciler", "history_configmap"): "reconciler.historyConfigMap",
+    ("kueue", "admission_check_enabled"): "kueue.admissionCheck.enabled",
     ("energy", "profiles_file"): "gpuProfiles (mounted file)",
     ("energy", "calibration_file"): "gpuCalibration (mounted file)",
 }

@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from webhook.carbon.config import ProviderSettings, load_provider_settings
+from webhook.config.kueue import KueueSettings
 from webhook.config.reconciler import ReconcilerSettings
 from webhook.core.annotations import Mode
 from webhook.core.cost import CostSettings
@@ -147,6 +148,7 @@ class Settings(BaseSettings):
     providers: ProviderSettings = Field(default_factory=ProviderSettings)
     reconciler: ReconcilerSettings = Field(default_factory=ReconcilerSettings)
     provenance: ProvenanceSettings = Field(default_factory=ProvenanceSettings)
+    kueue: KueueSettings = Field(default_factory=KueueSettings)
 
 
 def load_signing_keys(settings: Settings) -> SigningKeys | None:

@@ -30,6 +30,7 @@ from kubernetes.client.exceptions import ApiException
 log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
 
 
 class KubeError(Exception):
@@ -169,6 +170,7 @@ class Kube:
         self._batch: Any = client.BatchV1Api(api_client)
         self._core: Any = client.CoreV1Api(api_client)
         self._coordination: Any = client.CoordinationV1Api(api_client)
+        self._custom: Any = client.CustomObjectsApi(api_client)
 
     @classmethod
     def connect(
@@ -378,6 +380,164 @@ class Kube:
                     _request_timeout=self._timeout,
                 )
             )
+
+    # -- Custom resources (the Kueue AdmissionCheck) ------------------------------------------
+
+    def served_versions(self, group: str) -> list[str]:
+        """The versions of API ``group`` the apiserver serves, by discovery (empty: none)."""
+        with _calling(f"discover API group {group}"):
+            body = _json(
+                client.ApisApi(self._api).get_api_versions(
+                    _preload_content=False, _request_timeout=self._timeout
+                )
+            )
+        for entry in body.get("groups") or []:
+            if entry.get("name") == group:
+                return [str(v.get("version")) for v in entry.get("versions") or []]
+        return []
+
+    def list_custom(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        *,
+        limit: int,
+        continue_token: str | None = None,
+    ) -> Page:
+        """One page of custom objects of every namespace (or cluster-scoped ones)."""
+        kwargs: dict[str, Any] = {
+            "limit": limit,
+            "_preload_content": False,
+            "_request_timeout": self._timeout,
+        }
+        if continue_token:
+            kwargs["_continue"] = continue_token
+        with _calling(f"list {plural}.{group}/{version}"):
+            body = _json(self._custom.list_cluster_custom_object(group, version, plural, **kwargs))
+        metadata = body.get("metadata") or {}
+        return Page(
+            list(body.get("items") or []),
+            str(metadata.get("resourceVersion", "")),
+            metadata.get("continue") or None,
+        )
+
+    def watch_custom(
+        self, group: str, version: str, plural: str, resource_version: str, *, timeout_s: int
+    ) -> WatchStream:
+        what = f"watch {plural}.{group}/{version}"
+        with _calling(what):
+            response = self._custom.list_cluster_custom_object(
+                group,
+                version,
+                plural,
+                watch=True,
+                allow_watch_bookmarks=True,
+                resource_version=resource_version,
+                timeout_seconds=timeout_s,
+                _preload_content=False,
+                _request_timeout=(self._timeout, timeout_s + self._timeout),
+            )
+        return WatchStream(response, what)
+
+    def get_custom(
+        self, group: str, version: str, plural: str, namespace: str, name: str
+    ) -> dict[str, Any]:
+        with _calling(f"get {plural}.{group} {namespace}/{name}"):
+            body: dict[str, Any] = _json(
+                self._custom.get_namespaced_custom_object(
+                    group,
+                    version,
+                    namespace,
+                    plural,
+                    name,
+                    _preload_content=False,
+                    _request_timeout=self._timeout,
+                )
+            )
+        return body
+
+    def patch_custom(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        *,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Merge-patch a namespaced custom object (a resourceVersion in the patch is a
+        precondition: :class:`ConflictError`)."""
+        with _calling(f"patch {plural}.{group} {namespace}/{name}"):
+            body: dict[str, Any] = _json(
+                self._custom.patch_namespaced_custom_object(
+                    group,
+                    version,
+                    namespace,
+                    plural,
+                    name,
+                    patch,
+                    _preload_content=False,
+                    _content_type=MERGE_PATCH,
+                    _request_timeout=self._timeout,
+                )
+            )
+        return body
+
+    def apply_custom_status(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        *,
+        namespace: str | None,
+        name: str,
+        body: dict[str, Any],
+        field_manager: str,
+    ) -> dict[str, Any]:
+        """Server-side apply (forced) of ``body`` to the status subresource: the fields in
+        ``body`` become ``field_manager``'s, every other field stays its owner's (list-maps
+        such as a Workload's ``status.admissionChecks`` merge by key)."""
+        where = f"{namespace}/{name}" if namespace else name
+        common: dict[str, Any] = {
+            "field_manager": field_manager,
+            "force": True,
+            "_preload_content": False,
+            "_content_type": APPLY_PATCH,
+            "_request_timeout": self._timeout,
+        }
+        with _calling(f"apply status of {plural}.{group} {where}"):
+            if namespace:
+                response = self._custom.patch_namespaced_custom_object_status(
+                    group, version, namespace, plural, name, body, **common
+                )
+            else:
+                response = self._custom.patch_cluster_custom_object_status(
+                    group, version, plural, name, body, **common
+                )
+            result: dict[str, Any] = _json(response)
+        return result
+
+    def get_object(
+        self, api_version: str, plural: str, namespace: str, name: str
+    ) -> dict[str, Any]:
+        """Any namespaced object of a named API group (a Kueue Workload's owner: a Job, a
+        JobSet ...); the core group is not served here."""
+        group, _, version = api_version.rpartition("/")
+        if not group:
+            raise KubeError(f"get {plural} {namespace}/{name}: the core API group is not served")
+        return self.get_custom(group, version, plural, namespace, name)
+
+    def namespace_annotations(self, name: str) -> dict[str, str]:
+        with _calling(f"get namespace {name}"):
+            body = _json(
+                self._core.read_namespace(
+                    name, _preload_content=False, _request_timeout=self._timeout
+                )
+            )
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        return {str(k): str(v) for k, v in annotations.items()}
 
     # -- For the benchmark -------------------------------------------------------------------
 

@@ -249,3 +249,40 @@ class ReconcilerMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class KueueCheckMetrics:
+    """The Kueue AdmissionCheck's metrics (in the reconciler's registry)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.decisions = Counter(
+            "greenlight_kueue_check_decisions",
+            "Kueue Workloads judged by greenlight's AdmissionCheck, by decision and reason code.",
+            ["decision", "reason"],
+            registry=r,
+        )
+        self.ready = Counter(
+            "greenlight_kueue_check_ready",
+            "greenlight checks turned Ready (the Workload may be admitted), by release reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.held = Gauge(
+            "greenlight_kueue_check_held_workloads",
+            "Kueue Workloads whose greenlight check is Pending.",
+            registry=r,
+        )
+        self.planned_delay = Histogram(
+            "greenlight_kueue_check_planned_delay_seconds",
+            "Delay between a Workload's creation and its planned window.",
+            buckets=_DELAY_BUCKETS_S,
+            registry=r,
+        )
+        self.write_errors = Counter(
+            "greenlight_kueue_check_write_errors",
+            "Failed writes of a Workload's annotations or check status (retried).",
+            registry=r,
+        )
+        for reason in ("window", "deadline", "not-deferred"):
+            self.ready.labels(reason=reason)
