@@ -538,7 +538,10 @@ def test_a_waiting_job_is_replanned_every_interval_each_re_plan_on_the_job_count
     reconciler = cluster.reconciler(provider_down=True, replan_interval_s="3")
     cluster.batch.create_namespaced_job(
         namespace,
-        deferred_job("waits", release_in_s=600, release_by_in_s=1200, node_selector=NOWHERE),
+        signed(
+            namespace,
+            deferred_job("waits", release_in_s=600, release_by_in_s=1200, node_selector=NOWHERE),
+        ),
     )
     seen: dict[int, datetime] = {}
 
