@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from webhook.cli.main import main
+from webhook.core.datafiles import load_vintage_file
 from webhook.core.planner import PlannerSettings
 from webhook.core.series import StepSeries
 from webhook.sim import policies
@@ -132,6 +133,47 @@ class TestPolicies:
             ForecastOracle("dacf", hourly(1, 2), None)
 
 
+def vintages_csv(tmp_path: Path, issues: dict[int, dict[int, float]], hours: int) -> Path:
+    """Hourly vintages: issue hour -> {target hour: value}, 300 elsewhere, ``hours`` long."""
+    lines = ["issued_at,target_time,value"]
+    for issued_h, dips in issues.items():
+        issued = datetime.fromtimestamp(T0 + issued_h * H, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
+        for target_h in range(issued_h, issued_h + hours):
+            target = datetime.fromtimestamp(T0 + target_h * H, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
+            lines.append(f"{issued},{target},{dips.get(target_h, 300.0)}")
+    path = tmp_path / "vintages.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+class TestVintages:
+    """Re-planning on forecast vintages: each hour sees the newest issue, as the product would."""
+
+    actual = hourly(*([300.0] * 10 + [100.0] + [300.0] * 20))
+
+    def start_h(self, tmp_path: Path, issues: dict[int, dict[int, float]]) -> float:
+        vintages = load_vintage_file(vintages_csv(tmp_path, issues, hours=24))
+        knowledge = ForecastOracle("vintages", self.actual, None, vintages=vintages)
+        start, _ = policies.greenlight_start(job(0, max_delay_h=12), knowledge, PlannerSettings())
+        return (start - T0) / H
+
+    def test_a_later_vintage_moves_the_planned_release(self, tmp_path: Path) -> None:
+        # Issued at arrival: hour 5 looks clean. Issued two hours later: it is hour 10.
+        assert self.start_h(tmp_path, {0: {5: 100.0}}) == 5
+        assert self.start_h(tmp_path, {0: {5: 100.0}, 2: {10: 100.0}}) == 10
+
+    def test_a_vintage_issued_after_the_release_changes_nothing(self, tmp_path: Path) -> None:
+        assert self.start_h(tmp_path, {0: {5: 100.0}, 6: {10: 100.0}}) == 5
+
+    def test_before_any_vintage_the_own_forecaster_decides(self, tmp_path: Path) -> None:
+        # Nothing issued until hour 3: at arrival the history forecaster sees no dip ahead.
+        assert self.start_h(tmp_path, {3: {10: 100.0}}) == 0
+
+    def test_the_source_needs_a_file(self) -> None:
+        with pytest.raises(ValueError, match="forecast-vintages file"):
+            ForecastOracle("vintages", self.actual, None)
+
+
 class TestTraces:
     def test_seed_trace_uses_local_wall_times_across_dst(self) -> None:
         # 2022-03-13 is the US spring-forward day: 03:55 local is UTC-7 after, UTC-8 before.
@@ -239,12 +281,37 @@ class TestCommand:
         assert document["policies"]["oracle"]["oracle_capture_pct"] == pytest.approx(100.0)
         assert (tmp_path / "p.png").read_bytes().startswith(b"\x89PNG")
 
+    def test_vintages_are_the_default_forecast_when_given(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        values = [300 + 150 * np.cos(2 * np.pi * h / 24) for h in range(24 * 10)]
+        path = em_file(tmp_path, values)
+        vintages = vintages_csv(tmp_path, {h: {} for h in range(0, 24 * 10, 6)}, hours=30)
+        code = main(["simulate", "--carbon", str(path), "--vintages", str(vintages), "--json"])
+        assert code == 0
+        document = json.loads(capsys.readouterr().out)
+        assert document["forecast"] == "vintages"
+        assert document["vintages"] == str(vintages)
+        assert document["policies"]["greenlight"]["deadline_misses"] == 0
+
+    def test_a_damaged_vintages_file_gets_one_clear_line(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        path = em_file(tmp_path, [300.0] * (24 * 5))
+        bad = tmp_path / "v.csv"
+        bad.write_text("issued_at,target_time\n", encoding="utf-8")
+        assert main(["simulate", "--carbon", str(path), "--vintages", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert "v.csv:1: missing column(s) ['value']" in err
+        assert "Traceback" not in err
+
     @pytest.mark.parametrize(
         ("args", "message"),
         [
             pytest.param(["--max-delay", "soon"], "--max-delay", id="bad max delay"),
             pytest.param(["--policies", "immediate,magic"], "unknown policies", id="bad policy"),
             pytest.param(["--forecast", "dacf"], "forecast column", id="dacf without forecast"),
+            pytest.param(["--forecast", "vintages"], "--vintages", id="vintages without file"),
             pytest.param(["--tz", "Mars/Olympus"], "unknown time zone", id="bad tz"),
             pytest.param(["--min-savings", "150"], "--min-savings", id="bad min savings"),
         ],

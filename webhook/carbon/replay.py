@@ -15,7 +15,11 @@ What each call returns: ``latest`` the step containing now; ``history`` the reco
 the window (up to now); ``forecast`` the steps from the current one to ``now + horizon`` — the
 file's own day-ahead forecast for DACF files, and for Electricity Maps exports, which hold no
 forecast, the recorded values themselves (perfect foresight: decisions are as good as a perfect
-forecast would make them; use a DACF file for realistic forecast error).
+forecast would make them; use a DACF file for realistic forecast error). A zone with a
+forecast-vintages file (``replay.vintages``; format in ``webhook.core.datafiles``) instead
+serves the vintage that was current at the replayed instant, as issued — the newest issued at or
+before it, ending where that vintage ends — so a re-plan sees the forecast a provider that
+updates during the day would have given then.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -36,7 +40,13 @@ from webhook.carbon.base import (
     ProviderError,
     UnknownZoneError,
 )
-from webhook.core.datafiles import CarbonFile, DataFileError, load_carbon_file
+from webhook.core.datafiles import (
+    CarbonFile,
+    DataFileError,
+    ForecastVintages,
+    load_carbon_file,
+    load_vintage_file,
+)
 from webhook.core.series import StepSeries, from_epoch
 
 NAME = "replay"
@@ -56,6 +66,12 @@ class ReplaySettings(BaseModel):
         default_factory=dict,
         description="Zone -> data file (Electricity Maps export or DACF CSV); these take "
         "precedence over the embedded data. DACF files need their zone named here.",
+    )
+    vintages: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Zone -> forecast-vintages file (issued_at,target_time,value): the zone's "
+        "forecast is then the vintage current at the replayed instant, as issued, instead of "
+        "the data file's own. The zone needs a data file (its actuals).",
     )
     embedded: bool = Field(
         True, description="Also serve the embedded slice of Electricity Maps data (8 zones)."
@@ -108,6 +124,7 @@ class ReplayTrack:
     origin: int
     loop_s: int
     source: str
+    vintages: ForecastVintages | None = None
 
     @classmethod
     def from_file(cls, zone: str, data: CarbonFile) -> ReplayTrack:
@@ -164,13 +181,24 @@ def load_tracks(settings: ReplaySettings) -> dict[str, ReplayTrack]:
         for path in sorted(EMBEDDED_DIR.glob("*.csv")):
             sources[path.stem] = path
     sources.update(settings.files)
+    unmatched = sorted(set(settings.vintages) - set(sources))
+    if unmatched:
+        raise ProviderConfigError(
+            NAME,
+            f"forecast vintages for {unmatched} but no data file for them (their actuals): add "
+            f"them to replay.files; zones with data: {', '.join(sorted(sources)) or 'none'}",
+            zone=unmatched[0],
+        )
     tracks: dict[str, ReplayTrack] = {}
     for key, path in sources.items():
         try:
             data = load_carbon_file(path, column=settings.column)
+            vintage_path = settings.vintages.get(key)
+            vintages = load_vintage_file(vintage_path) if vintage_path is not None else None
         except DataFileError as error:
             raise ProviderConfigError(NAME, str(error), zone=key) from error
-        tracks[key] = ReplayTrack.from_file(key, data)
+        track = ReplayTrack.from_file(key, data)
+        tracks[key] = replace(track, vintages=vintages) if vintages is not None else track
     return tracks
 
 
@@ -232,6 +260,8 @@ class ReplayProvider:
     async def forecast(self, zone: str, horizon_s: int) -> IntensityData:
         track = self.track(zone)
         now = self._clock()
+        if track.vintages is not None:
+            return self._vintage(track, zone, now, horizon_s, track.vintages)
         start, _ = track.step_at(now)
         source = track.forecast if track.forecast is not None else track.actual
         series = track.window(source, start, max(int(now) + horizon_s, start + 1))
@@ -246,6 +276,38 @@ class ReplayProvider:
             fetched_at=int(now),
             estimated=track.forecast is not None or simulated,
             issued_at=int(now),
+        )
+
+    def _vintage(
+        self,
+        track: ReplayTrack,
+        zone: str,
+        now: float,
+        horizon_s: int,
+        vintages: ForecastVintages,
+    ) -> IntensityData:
+        data_now = track.data_time(now)
+        current = vintages.current(data_now)
+        if current is None or current[1].end <= data_now:
+            at = from_epoch(data_now).isoformat()
+            raise ProviderError(
+                NAME,
+                f"{vintages.path}: no forecast vintage covers {at} (replayed instant): "
+                + ("none issued by then" if current is None else "the newest ended before it"),
+                endpoint="forecast",
+                zone=zone,
+            )
+        issued, vintage = current
+        shift = int(now) - data_now
+        series = vintage.window(data_now, data_now + max(horizon_s, 1))
+        return IntensityData(
+            zone=zone,
+            provider=NAME,
+            kind="forecast",
+            series=StepSeries(series.times + shift, series.values, series.end + shift),
+            fetched_at=int(now),
+            estimated=True,
+            issued_at=issued + shift,
         )
 
     async def history(self, zone: str, start: int, end: int) -> IntensityData:

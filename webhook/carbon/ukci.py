@@ -115,6 +115,31 @@ class _Regional(BaseModel):
     data: list[_Region] | _Region
 
 
+def forecast_periods(payload: Any) -> list[tuple[int, int, float]]:
+    """``(from, to, forecast)`` of every period of a national or regional answer (an
+    ``intensity/...`` or ``regional/...`` body), for turning recorded answers into forecast
+    vintages (``bench/ukci_vintages.py``); periods without a forecast are left out. A body of
+    neither shape is a ``BadResponseError``."""
+    national = isinstance(payload, dict) and isinstance(payload.get("data"), list)
+    if national and all(isinstance(item, dict) and "from" in item for item in payload["data"]):
+        periods = parse_answer(
+            _National, payload, provider=NAME, endpoint="intensity", zone=None
+        ).data
+    else:
+        answer = parse_answer(_Regional, payload, provider=NAME, endpoint="regional", zone=None)
+        regions = answer.data if isinstance(answer.data, list) else [answer.data]
+        if len(regions) != 1:
+            raise BadResponseError(
+                NAME, f"expected one region in the answer, got {len(regions)}", endpoint="regional"
+            )
+        periods = regions[0].data
+    return [
+        (epoch(p.from_), epoch(p.to), float(p.intensity.forecast))
+        for p in periods
+        if p.intensity.forecast is not None
+    ]
+
+
 def _api_time(moment: int) -> str:
     return from_epoch(moment).strftime("%Y-%m-%dT%H:%MZ")
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SOURCES = ("oracle", "dacf", "history", "noisy")
+SOURCES = ("oracle", "dacf", "history", "noisy", "vintages")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,8 +42,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=SOURCES,
         default=None,
         help="what greenlight knows: oracle (perfect), dacf (the file's day-ahead forecast), "
-        "history (its own forecaster), noisy (actual x AR(1) error). Default: dacf for DACF "
-        "files, else history",
+        "history (its own forecaster), noisy (actual x AR(1) error), vintages (the "
+        "--vintages file, re-planned on the vintage current at each hour). Default: vintages "
+        "with --vintages, dacf for DACF files, else history",
+    )
+    parser.add_argument(
+        "--vintages",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="forecast vintages for the zone (issued_at,target_time,value; actuals from --carbon)",
     )
     parser.add_argument("--tz", default=None, help="local time zone of the trace (IANA name)")
     parser.add_argument(
@@ -106,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         trace=args.trace,
         policies=tuple(name.strip() for name in args.policies.split(",") if name.strip()),
         forecast=args.forecast,
+        vintages=args.vintages,
         tz=args.tz,
         column=args.column,
         max_delay_s=max_delay_s,

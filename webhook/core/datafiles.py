@@ -15,6 +15,19 @@ DACF (Maji et al., e-Energy 2022)::
     ,UTC time,carbon_intensity,carbon_from_src_forecasts,...
 
 DACF values are direct (operational) intensity, with the day-ahead forecast made for each hour.
+
+Forecast vintages (every forecast a provider issued, as it was issued)::
+
+    issued_at,target_time,value
+    2026-01-05T00:00Z,2026-01-05T00:00Z,182
+    2026-01-05T00:00Z,2026-01-05T00:30Z,175
+    2026-01-05T00:30Z,2026-01-05T00:30Z,171
+
+One row per (issue time, target step), sorted by ``issued_at`` then ``target_time``; each
+vintage's targets are evenly spaced without gaps, start no earlier than one step before its
+issue time (the step in force when it was issued), and its step is the spacing of its targets
+(a one-row vintage takes the file's most common step). Values are g/kWh, finite and
+non-negative. Actuals come from an intensity file beside it.
 """
 
 from __future__ import annotations
@@ -30,7 +43,7 @@ from typing import Literal
 
 import numpy as np
 
-from webhook.core.series import StepSeries
+from webhook.core.series import FloatArray, IntArray, StepSeries
 
 EM_TIME = "Datetime (UTC)"
 EM_ZONE = "Zone Id"
@@ -198,3 +211,151 @@ def load_carbon_file(path: str | Path, *, column: Column = "lca") -> CarbonFile:
         forecast=StepSeries(time_array, np.asarray(forecast), end) if has_forecast else None,
         estimated_share=estimated / len(rows),
     )
+
+
+VINTAGE_COLUMNS = ("issued_at", "target_time", "value")
+
+
+@dataclass(frozen=True)
+class ForecastVintages:
+    """Every forecast issued, as issued: which one was current at any moment, and the forecast
+    a client that kept each one it received (the newest winning) would hold then."""
+
+    path: Path
+    issued: IntArray
+    """Issue times, sorted and unique (epoch seconds)."""
+    vintages: tuple[StepSeries, ...]
+    """The forecast issued at ``issued[i]``."""
+    _targets: IntArray
+    _issues: IntArray
+    _values: FloatArray
+    _ends: IntArray
+    """Every row, sorted by target then issue time, and the end of the row's step."""
+
+    @classmethod
+    def build(cls, path: Path, issued: list[int], vintages: list[StepSeries]) -> ForecastVintages:
+        targets = np.concatenate([v.times for v in vintages])
+        issues = np.concatenate(
+            [
+                np.full(v.times.size, at, dtype=np.int64)
+                for at, v in zip(issued, vintages, strict=True)
+            ]
+        )
+        values = np.concatenate([v.values for v in vintages])
+        ends = np.concatenate([np.append(v.times[1:], v.end) for v in vintages])
+        order = np.lexsort((issues, targets))
+        return cls(
+            path,
+            np.asarray(issued, dtype=np.int64),
+            tuple(vintages),
+            targets[order],
+            issues[order],
+            values[order],
+            ends[order].astype(np.int64),
+        )
+
+    def current(self, now: int) -> tuple[int, StepSeries] | None:
+        """The newest vintage issued at or before ``now`` and its issue time (None: none yet)."""
+        index = int(np.searchsorted(self.issued, now, side="right")) - 1
+        if index < 0:
+            return None
+        return int(self.issued[index]), self.vintages[index]
+
+    def received(self, now: int, start: int, end: int) -> StepSeries | None:
+        """What a client holding every vintage issued by ``now`` knows about ``[start, end)``:
+        per target step the newest vintage's value (the product's own merge of forecasts).
+        Only the unbroken stretch that reaches furthest is returned (None: nothing covers the
+        window)."""
+        first = int(np.searchsorted(self._targets, start, side="left"))
+        last = int(np.searchsorted(self._targets, end, side="left"))
+        targets = self._targets[first:last]
+        known = self._issues[first:last] <= now
+        targets = targets[known]
+        if targets.size == 0:
+            return None
+        values = self._values[first:last][known]
+        ends = self._ends[first:last][known]
+        # Rows are sorted by issue time within a target: the last of each target is the newest.
+        newest = np.append(targets[1:] != targets[:-1], True)
+        targets, values, ends = targets[newest], values[newest], ends[newest]
+        breaks = np.flatnonzero(ends[:-1] < targets[1:])
+        begin = int(breaks[-1]) + 1 if breaks.size else 0
+        return StepSeries(targets[begin:], values[begin:], int(min(ends[-1], end)))
+
+
+def load_vintage_file(path: str | Path) -> ForecastVintages:
+    """Load a forecast-vintages file (format in the module doc), strictly: any problem is a
+    ``DataFileError`` naming the file, the line and what is wrong."""
+    path = Path(path)
+    header, rows = _rows(path)
+    missing = [name for name in VINTAGE_COLUMNS if name not in header]
+    if missing:
+        raise DataFileError(
+            path,
+            f"missing column(s) {missing}: a forecast-vintages file has the columns "
+            f"{','.join(VINTAGE_COLUMNS)}; found {header[:6]}",
+            1,
+        )
+    groups: list[tuple[int, int, list[int], list[float]]] = []  # issued, first line, ...
+    previous: tuple[int, int] | None = None
+    for index, row in enumerate(rows):
+        line = index + 2
+        if None in row or any(row.get(name) is None for name in VINTAGE_COLUMNS):
+            raise DataFileError(path, "wrong number of fields", line)
+        issued = _parse_time(path, line, row["issued_at"])
+        target = _parse_time(path, line, row["target_time"])
+        value = _parse_value(path, line, "value", row["value"])
+        if value < 0:
+            raise DataFileError(path, f"column 'value': negative intensity {value:g}", line)
+        if previous is not None:
+            if issued < previous[0]:
+                raise DataFileError(
+                    path, "unsorted: issued_at earlier than the previous row's", line
+                )
+            if issued == previous[0] and target <= previous[1]:
+                problem = "duplicate" if target == previous[1] else "unsorted"
+                raise DataFileError(
+                    path,
+                    f"{problem} target_time within the vintage issued at "
+                    f"{row['issued_at'].strip()}",
+                    line,
+                )
+        if not groups or groups[-1][0] != issued:
+            groups.append((issued, line, [], []))
+        groups[-1][2].append(target)
+        groups[-1][3].append(value)
+        previous = (issued, target)
+    if not groups:
+        raise DataFileError(path, "no forecast rows")
+    spacings = Counter(step for *_, targets, _ in groups for step in np.diff(targets).tolist())
+    if not spacings:
+        raise DataFileError(
+            path, "every vintage has a single row: the step between targets is unknown"
+        )
+    file_step = spacings.most_common(1)[0][0]
+    issued_times: list[int] = []
+    vintages: list[StepSeries] = []
+    for issued, line, targets, values in groups:
+        steps = np.diff(targets)
+        step = int(Counter(steps.tolist()).most_common(1)[0][0]) if steps.size else file_step
+        odd = np.flatnonzero(steps != step)
+        if odd.size:
+            bad = int(odd[0])
+            raise DataFileError(
+                path,
+                f"gap: {steps[bad] / 3600:g} h between targets where the vintage's step is "
+                f"{step / 3600:g} h",
+                line + bad + 1,
+            )
+        if targets[0] < issued - step:
+            raise DataFileError(
+                path,
+                "target_time more than one step before issued_at: a vintage forecasts from the "
+                "step in force when it was issued",
+                line,
+            )
+        issued_times.append(issued)
+        vintages.append(
+            StepSeries(np.asarray(targets, dtype=np.int64), np.asarray(values), targets[-1] + step)
+        )
+    return ForecastVintages.build(path, issued_times, vintages)

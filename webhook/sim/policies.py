@@ -7,7 +7,9 @@
   starts in [arrival, arrival + max delay].
 - ``greenlight``: what the product knows at each moment (a provider forecast corrected by the
   actuals so far, or its own history forecaster), planned at arrival and re-planned every hour
-  while the Job waits, exactly through the planner's ``plan``/``replan`` entry points.
+  while the Job waits, exactly through the planner's ``plan``/``replan`` entry points. With
+  forecast vintages, the provider forecast at each hour is every vintage issued by then, the
+  newest winning (what the product keeps), so each re-plan sees the latest issue.
 
 Each policy returns the start time of every Job (UTC epoch seconds).
 """
@@ -22,6 +24,7 @@ from typing import Literal
 
 import numpy as np
 
+from webhook.core.datafiles import ForecastVintages
 from webhook.core.forecast import (
     HistoryForecastConfig,
     PastForecasts,
@@ -45,8 +48,10 @@ HOUR_S = 3600
 THRESHOLD_CHECK_S = 300
 FORECAST_HORIZON_S = 48 * HOUR_S
 
-ForecastSource = Literal["oracle", "dacf", "history", "noisy"]
-FORECAST_SOURCES: tuple[ForecastSource, ...] = ("oracle", "dacf", "history", "noisy")
+ForecastSource = Literal["oracle", "dacf", "history", "noisy", "vintages"]
+FORECAST_SOURCES: tuple[ForecastSource, ...] = ("oracle", "dacf", "history", "noisy", "vintages")
+CORRECTION_LOOKBACK_S = 15 * 86400
+"""Past forecasts and actuals the provider-forecast correction learns from."""
 
 Progress = Callable[[int], None]
 
@@ -107,11 +112,15 @@ class ForecastOracle:
         history_config: HistoryForecastConfig | None = None,
         skill_config: SkillConfig | None = None,
         measure_skill: bool = True,
+        vintages: ForecastVintages | None = None,
     ) -> None:
         if source == "dacf" and provider_forecast is None:
             raise ValueError(
                 "forecast source 'dacf' needs a file with a forecast column (DACF format)"
             )
+        if source == "vintages" and vintages is None:
+            raise ValueError("forecast source 'vintages' needs a forecast-vintages file")
+        self.vintages = vintages
         self.source = source
         self.actual = actual
         self.history_config = history_config or HistoryForecastConfig()
@@ -129,40 +138,54 @@ class ForecastOracle:
     def _at_hour(self, hour: int) -> Knowledge:
         if self.source == "oracle":
             return Knowledge(self.actual, EXACT)
-        if self.source == "history":
-            # Only what was observed by then: the product's history store at that hour.
-            observed = self.actual.window(
-                hour
-                - (self.history_config.lookback_days + self.skill_config.window_days + 2) * 86400,
-                hour + HOUR_S,
+        if self.source == "vintages":
+            assert self.vintages is not None
+            received = self.vintages.received(
+                hour, hour - CORRECTION_LOOKBACK_S, hour + FORECAST_HORIZON_S
             )
-            if self.measure_skill:
-                result = skilled_history_forecast(
-                    observed,
-                    hour,
-                    FORECAST_HORIZON_S,
-                    config=self.history_config,
-                    skill_config=self.skill_config,
-                    past=self.past_forecasts,
-                )
-            else:
-                result = history_forecast(
-                    observed, hour, FORECAST_HORIZON_S, config=self.history_config
-                )
-            return Knowledge(result.series, result.uncertainty)
+            if received is not None and received.end > hour:
+                return self._corrected(received, hour)
+            # No vintage covers now: the product falls back to its own forecaster.
+            return self._history(hour)
+        if self.source == "history":
+            return self._history(hour)
         assert self.provider_forecast is not None
         # The provider's forecast for the next 48 h, corrected by what has been observed.
         # Forecasts received so far: past hours (to measure the error) and the next 48 h.
-        received = self.provider_forecast.window(hour - 15 * 86400, hour + FORECAST_HORIZON_S)
+        received = self.provider_forecast.window(
+            hour - CORRECTION_LOOKBACK_S, hour + FORECAST_HORIZON_S
+        )
+        return self._corrected(received, hour)
+
+    def _corrected(self, received: StepSeries, hour: int) -> Knowledge:
         correction = correct_forecast(
-            received,
-            self.actual.window(hour - 15 * 86400, hour + HOUR_S),
-            hour,
+            received, self.actual.window(hour - CORRECTION_LOOKBACK_S, hour + HOUR_S), hour
         )
         return Knowledge(
             correction.series,
             correction.uncertainty or ForecastUncertainty(10.0, correction.decay_per_hour),
         )
+
+    def _history(self, hour: int) -> Knowledge:
+        # Only what was observed by then: the product's history store at that hour.
+        observed = self.actual.window(
+            hour - (self.history_config.lookback_days + self.skill_config.window_days + 2) * 86400,
+            hour + HOUR_S,
+        )
+        if self.measure_skill:
+            result = skilled_history_forecast(
+                observed,
+                hour,
+                FORECAST_HORIZON_S,
+                config=self.history_config,
+                skill_config=self.skill_config,
+                past=self.past_forecasts,
+            )
+        else:
+            result = history_forecast(
+                observed, hour, FORECAST_HORIZON_S, config=self.history_config
+            )
+        return Knowledge(result.series, result.uncertainty)
 
 
 def noisy_forecast(actual: StepSeries, sigma: float, phi: float, seed: int) -> StepSeries:

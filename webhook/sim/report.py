@@ -26,6 +26,7 @@ def to_json(result: SimulationResult) -> dict[str, Any]:
         "max_delay_h": result.config.max_delay_s / 3600,
         "threshold_g_per_kwh": result.config.threshold_g_per_kwh,
         "forecast": result.forecast,
+        "vintages": str(result.config.vintages) if result.config.vintages is not None else None,
         "min_saving_pct": result.config.planner.min_saving_pct,
         "replan_moves": result.replan_moves,
         "policies": {name: metrics.as_dict() for name, metrics in result.metrics.items()},

@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from webhook.core.datafiles import CarbonFile, Column, load_carbon_file
+from webhook.core.datafiles import (
+    CarbonFile,
+    Column,
+    ForecastVintages,
+    load_carbon_file,
+    load_vintage_file,
+)
 from webhook.core.planner import PlannerSettings
 from webhook.core.series import IntArray
 from webhook.sim import policies
@@ -61,7 +67,10 @@ class SimulationConfig:
     trace: str = "seed"
     policies: tuple[str, ...] = POLICIES
     forecast: ForecastSource | None = None
-    """None: ``dacf`` when the file carries a forecast, else ``history``."""
+    """None: ``vintages`` with a vintages file, ``dacf`` when the file carries a forecast, else
+    ``history``."""
+    vintages: Path | None = None
+    """Forecast-vintages file (``issued_at,target_time,value``) for ``carbon``'s zone."""
     tz: str | None = None
     column: Column = "lca"
     max_delay_s: int = 24 * 3600
@@ -112,7 +121,15 @@ def simulate(
     data = load_carbon_file(config.carbon, column=config.column)
     zone = zone_of(data)
     time_zone = resolve_time_zone(zone, config.tz)
-    source: ForecastSource = config.forecast or ("dacf" if data.forecast is not None else "history")
+    vintages: ForecastVintages | None = (
+        load_vintage_file(config.vintages) if config.vintages is not None else None
+    )
+    default: ForecastSource = (
+        "vintages" if vintages is not None else "dacf" if data.forecast is not None else "history"
+    )
+    source: ForecastSource = config.forecast or default
+    if source == "vintages" and vintages is None:
+        raise SimulationError("--forecast vintages needs a forecast-vintages file (--vintages)")
     if source == "dacf" and data.forecast is None and "greenlight" in config.policies:
         raise SimulationError(
             f"--forecast dacf needs a file with a forecast column (DACF format); {data.path} "
@@ -149,6 +166,7 @@ def simulate(
                 data.forecast,
                 noise_sigma=config.noise_sigma or NOISE_SIGMA.get(zone, 0.08),
                 seed=config.seed,
+                vintages=vintages,
             )
             callback = progress(len(jobs), 0) if progress is not None else None
             starts[name], job_moves = policies.greenlight(jobs, knowledge, config.planner, callback)

@@ -202,3 +202,73 @@ async def test_an_export_is_forecast_with_an_error_that_grows_with_the_lead(tmp_
     assert np.all(np.abs(relative) < 0.6)
     assert noisy.series.values.tolist() == again.series.values.tolist()
     assert noisy.estimated
+
+
+def vintages_file(path: Path, issues: dict[int, list[float]], step: int = HOUR // 2) -> Path:
+    """Forecast vintages: issue time -> values from that time on, one per ``step``."""
+    lines = ["issued_at,target_time,value"]
+    for issued, values in issues.items():
+        for index, value in enumerate(values):
+            target = from_epoch(issued + index * step).strftime("%Y-%m-%dT%H:%MZ")
+            lines.append(f"{from_epoch(issued).strftime('%Y-%m-%dT%H:%MZ')},{target},{value}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+async def test_vintages_serve_the_forecast_current_at_the_replayed_instant(
+    tmp_path: Path,
+) -> None:
+    origin = track(tmp_path).origin
+    first, second = origin + 30 * HOUR, origin + 31 * HOUR
+    path = vintages_file(
+        tmp_path / "v.csv", {first: [500, 501, 502, 503, 504, 505], second: [700, 701, 702]}
+    )
+    loop_shift = 2 * WEEK_S  # the file loops every two weeks: replay the second loop
+    clock = FakeClock(origin + loop_shift + 30 * HOUR + 40 * 60)
+    replay = ReplayProvider.from_settings(
+        ReplaySettings(
+            files={"XX": em_file(tmp_path / "xx.csv", 3 * 7 * 24)},
+            vintages={"XX": path},
+            embedded=False,
+        ),
+        clock=clock,
+    )
+    forecast = await replay.forecast("XX", 1 * HOUR)
+    # From the half hour in force (06:30), as the first vintage issued it, in wall time.
+    assert forecast.series.values.tolist() == [501, 502, 503]
+    assert int(forecast.series.times[0]) == origin + loop_shift + 30 * HOUR + 1800
+    assert forecast.issued_at == first + loop_shift
+    assert forecast.estimated is True
+
+    clock.advance(30 * 60)  # 07:10: the second vintage has been issued
+    forecast = await replay.forecast("XX", 1 * HOUR)
+    assert forecast.series.values.tolist() == [700, 701, 702]
+    assert forecast.issued_at == second + loop_shift
+
+    clock.advance(2 * HOUR)  # past the newest vintage's end
+    with pytest.raises(ProviderError, match=r"v.csv: no forecast vintage covers .*ended before"):
+        await replay.forecast("XX", HOUR)
+    clock.now = origin + loop_shift + 29 * HOUR
+    with pytest.raises(ProviderError, match=r"none issued by then"):
+        await replay.forecast("XX", HOUR)
+    # Actuals still come from the data file.
+    assert (await replay.latest("XX")).series.values.tolist() == [29 + 5 * 24]
+
+
+def test_vintages_for_a_zone_without_data_are_a_config_error(tmp_path: Path) -> None:
+    path = vintages_file(tmp_path / "v.csv", {FILE_START: [1, 2]})
+    with pytest.raises(ProviderConfigError, match=r"forecast vintages for \['YY'\] but no data"):
+        ReplayProvider.from_settings(ReplaySettings(vintages={"YY": path}, embedded=False))
+
+
+def test_a_damaged_vintages_file_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "v.csv"
+    path.write_text("issued_at,target_time,value\n2023-03-06T00:00Z,2023-03-06T00:00Z,x\n")
+    with pytest.raises(ProviderConfigError, match=r"v.csv:2: column 'value': 'x' is not"):
+        ReplayProvider.from_settings(
+            ReplaySettings(
+                files={"XX": em_file(tmp_path / "xx.csv", 3 * 7 * 24)},
+                vintages={"XX": path},
+                embedded=False,
+            )
+        )
