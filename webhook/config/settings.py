@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from webhook.carbon.config import ProviderSettings, load_provider_settings
 from webhook.config.kueue import KueueSettings
 from webhook.config.reconciler import ReconcilerSettings
+from webhook.config.workloads import WorkloadSettings
 from webhook.core.annotations import Mode
 from webhook.core.cost import CostSettings
 from webhook.core.durations import parse_duration
@@ -149,6 +150,7 @@ class Settings(BaseSettings):
     reconciler: ReconcilerSettings = Field(default_factory=ReconcilerSettings)
     provenance: ProvenanceSettings = Field(default_factory=ProvenanceSettings)
     kueue: KueueSettings = Field(default_factory=KueueSettings)
+    workloads: WorkloadSettings = Field(default_factory=WorkloadSettings)
 
 
 def load_signing_keys(settings: Settings) -> SigningKeys | None:

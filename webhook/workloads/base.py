@@ -47,6 +47,17 @@ class OwnerReference:
         return self.api_version.rpartition("/")[0]
 
 
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    """How far a workload's run has got, as its status says (raw RFC 3339 strings: the
+    reconciler parses and bounds them). ``outcome`` is ``Complete`` or ``Failed`` once it has
+    finished, whatever the kind calls it, else None."""
+
+    started_at: object = None
+    finished_at: object = None
+    outcome: str | None = None
+
+
 class Workload(Protocol):
     """One workload kind. Implementations are stateless singletons (e.g. ``job.JOB``)."""
 
@@ -68,6 +79,11 @@ class Workload(Protocol):
     def resources(self, obj: Mapping[str, Any]) -> WorkloadResources:
         """Pods and GPUs of the whole workload (every replica and role: the energy of the
         gang). Raises ``JobSpecError`` naming a malformed field."""
+        ...
+
+    def run_status(self, obj: Mapping[str, Any]) -> RunStatus:
+        """When the run started and whether (and how) it finished. Never raises: a malformed
+        status reads as not started, not finished."""
         ...
 
 
@@ -107,6 +123,27 @@ def owner_references(obj: Mapping[str, Any]) -> list[OwnerReference]:
         for owner in owners
         if isinstance(owner, Mapping)
     ]
+
+
+def condition_status(
+    obj: Mapping[str, Any], outcomes: Mapping[str, str], *, started_key: str = "startTime"
+) -> RunStatus:
+    """The :class:`RunStatus` of a kind that reports its end as a true condition:
+    ``outcomes`` maps the condition types to ``Complete``/``Failed``; the end is the status's
+    ``completionTime`` on success when it has one, else the condition's last transition."""
+    status = mapping(obj.get("status"))
+    conditions = status.get("conditions")
+    for entry in conditions if isinstance(conditions, list) else []:
+        condition = mapping(entry)
+        outcome = outcomes.get(str(condition.get("type")))
+        if outcome is not None and condition.get("status") == "True":
+            completed = status.get("completionTime") if outcome == "Complete" else None
+            return RunStatus(
+                status.get(started_key),
+                completed or condition.get("lastTransitionTime"),
+                outcome,
+            )
+    return RunStatus(status.get(started_key))
 
 
 def is_suspended(workload: Workload, obj: Mapping[str, Any]) -> bool:

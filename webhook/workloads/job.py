@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook.core.resources import JobResources
-from webhook.workloads.base import GroupVersionKind
+from webhook.workloads.base import GroupVersionKind, RunStatus, condition_status
 from webhook.workloads.pods import count, mapping, pod_template_resources
 
 
@@ -24,6 +24,11 @@ class JobWorkload:
 
     def resources(self, obj: Mapping[str, Any]) -> JobResources:
         return job_resources(obj)
+
+    def run_status(self, obj: Mapping[str, Any]) -> RunStatus:
+        """``status.startTime`` (reset when a suspended Job is resumed) and the ``Complete``
+        or ``Failed`` condition."""
+        return condition_status(obj, {"Complete": "Complete", "Failed": "Failed"})
 
 
 JOB = JobWorkload()

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook.core.resources import GangResources, JobResources, JobSpecError
-from webhook.workloads.base import GroupVersionKind
+from webhook.workloads.base import GroupVersionKind, RunStatus, condition_status
 from webhook.workloads.job import job_spec_resources
 from webhook.workloads.pods import count, is_list, kind_of, mapping
 
@@ -44,6 +44,11 @@ class JobSetWorkload:
             role = f"{path}({name})" if isinstance(name, str) and name else path
             roles.append((role, dataclasses.replace(job, pods=job.pods * copies)))
         return GangResources(tuple(roles))
+
+    def run_status(self, obj: Mapping[str, Any]) -> RunStatus:
+        """The ``Completed`` or ``Failed`` condition. A JobSet records no start time: the
+        reconciler counts the run from its release."""
+        return condition_status(obj, {"Completed": "Complete", "Failed": "Failed"})
 
 
 JOBSET = JobSetWorkload()

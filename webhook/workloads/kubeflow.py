@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.core.resources import GangResources, JobResources, JobSpecError
-from webhook.workloads.base import GroupVersionKind
+from webhook.workloads.base import GroupVersionKind, RunStatus, condition_status
 from webhook.workloads.pods import count, mapping, pod_template_resources
 
 GROUP = "kubeflow.org"
@@ -60,6 +60,10 @@ class KubeflowJobWorkload:
                 )
             )
         return GangResources(tuple(roles))
+
+    def run_status(self, obj: Mapping[str, Any]) -> RunStatus:
+        """``status.startTime`` and the ``Succeeded`` or ``Failed`` condition."""
+        return condition_status(obj, {"Succeeded": "Complete", "Failed": "Failed"})
 
 
 PYTORCHJOB = KubeflowJobWorkload("PyTorchJob", "pytorchjobs", "pytorchReplicaSpecs")

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook.core.resources import GangResources, JobResources, JobSpecError
-from webhook.workloads.base import GroupVersionKind
+from webhook.workloads import base
+from webhook.workloads.base import GroupVersionKind, RunStatus
 from webhook.workloads.pods import count, is_list, kind_of, mapping, pod_template_resources
 
 
@@ -62,6 +63,18 @@ class RayJobWorkload:
             pods = replicas * (1 if hosts is None else hosts)
             roles.append((path, _pods(group.get("template"), f"{path}.template", pods)))
         return GangResources(tuple(roles))
+
+    def run_status(self, obj: Mapping[str, Any]) -> RunStatus:
+        """``status.startTime``/``endTime`` and ``jobDeploymentStatus`` ``Complete`` or
+        ``Failed`` (KubeRay has no finished condition in v1.5)."""
+        status = base.mapping(obj.get("status"))
+        deployment = status.get("jobDeploymentStatus")
+        outcome = deployment if deployment in ("Complete", "Failed") else None
+        return RunStatus(
+            status.get("startTime"),
+            status.get("endTime") if outcome else None,
+            outcome if isinstance(outcome, str) else None,
+        )
 
 
 RAYJOB = RayJobWorkload()

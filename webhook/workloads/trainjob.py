@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook.core.resources import GangResources, JobResources, JobSpecError
-from webhook.workloads.base import GroupVersionKind
+from webhook.workloads.base import GroupVersionKind, RunStatus, condition_status
 from webhook.workloads.pods import count, mapping, requirements_resources
 
 
@@ -44,6 +44,10 @@ class TrainJobWorkload:
             gpu_product_source=None,
         )
         return GangResources((("spec.trainer", role),))
+
+    def run_status(self, obj: Mapping[str, Any]) -> RunStatus:
+        """The ``Complete`` or ``Failed`` condition (no start time: counted from release)."""
+        return condition_status(obj, {"Complete": "Complete", "Failed": "Failed"})
 
 
 TRAINJOB = TrainJobWorkload()
