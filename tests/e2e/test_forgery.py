@@ -175,7 +175,7 @@ def test_forged_jobs_never_stop_release_or_count_and_honest_ones_are_released(
             honest.append(created.metadata.name)
     # What the mutating webhook saw of that one: no name yet, only the prefix (it logs the
     # request's name, or the object's generateName when there is none).
-    assert f"decision job={opted}/honest-gen- decision=deferred" in webhook.log()
+    assert f"decision job={opted}/honest-gen- kind=Job decision=deferred" in webhook.log()
 
     # With the webhook registered, a forged create in the opted-in namespace is refused.
     with pytest.raises(ApiException) as refused:

@@ -18,6 +18,7 @@ from webhook.admission.review import (
     diff_patch,
     encode_response,
 )
+from webhook.workloads.job import JOB
 
 
 def _with(change: dict[str, Any], request_change: dict[str, Any] | None = None) -> bytes:
@@ -53,7 +54,7 @@ def test_malformed_reviews_are_refused_with_a_precise_message(raw: bytes, messag
 def test_a_review_decodes_to_the_fields_greenlight_uses() -> None:
     request = decode_review(body(review(job("etl", "data"), dry_run=True, username="bob")))
     assert request.uid == "705ab4f5-6393-11e8-b7cc-42010a800002"
-    assert request.is_job
+    assert request.workload is JOB
     assert (request.operation, request.namespace, request.name) == ("CREATE", "data", "etl")
     assert request.dry_run is True
     assert request.username == "bob"
@@ -77,20 +78,26 @@ def test_a_generate_name_job_is_named_by_its_prefix() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "sub_resource", "is_job"),
+    ("kind", "sub_resource", "expected"),
     [
-        pytest.param(("batch", "v1", "Job"), "", True, id="job"),
-        pytest.param(("batch", "v1", "Job"), "status", False, id="job-status"),
-        pytest.param(("batch", "v1", "CronJob"), "", False, id="cronjob"),
-        pytest.param(("", "v1", "Pod"), "", False, id="pod"),
+        pytest.param(("batch", "v1", "Job"), "", "Job", id="job"),
+        pytest.param(("batch", "v1", "Job"), "status", None, id="job-status"),
+        pytest.param(("batch", "v1", "CronJob"), "", None, id="cronjob"),
+        pytest.param(("", "v1", "Pod"), "", None, id="pod"),
+        pytest.param(("jobset.x-k8s.io", "v1alpha2", "JobSet"), "", "JobSet", id="jobset"),
+        pytest.param(("jobset.x-k8s.io", "v1alpha1", "JobSet"), "", None, id="jobset-v1alpha1"),
+        pytest.param(("kubeflow.org", "v1", "PyTorchJob"), "", "PyTorchJob", id="pytorchjob"),
+        pytest.param(("ray.io", "v1", "RayJob"), "", "RayJob", id="rayjob"),
+        pytest.param(("ray.io", "v1", "RayCluster"), "", None, id="raycluster"),
     ],
 )
-def test_only_batch_v1_jobs_are_jobs(
-    kind: tuple[str, str, str], sub_resource: str, is_job: bool
+def test_the_request_names_the_workload_kind_greenlight_reads(
+    kind: tuple[str, str, str], sub_resource: str, expected: str | None
 ) -> None:
     value = review(job(), kind=kind)
     value["request"]["subResource"] = sub_resource
-    assert decode_review(body(value)).is_job is is_job
+    workload = decode_review(body(value)).workload
+    assert (workload.gvk.kind if workload is not None else None) == expected
 
 
 def test_a_response_carries_uid_allowed_and_a_base64_json_patch() -> None:

@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 from reviews import body, job, review
+from test_workloads import jobset, pytorchjob
 
 from webhook.admission.mutate import Admission, Judgement, MutationContext, judge
 from webhook.admission.review import AdmissionRequest, apply_patch, decode_review
 from webhook.config.settings import Settings, WebhookSettings
+from webhook.config.workloads import WorkloadSettings
 from webhook.core import annotations as keys
 from webhook.core.annotations import Inputs, Mode
 from webhook.core.cost import FlatPrice
@@ -352,7 +354,7 @@ def test_a_dry_run_gets_the_same_answer_and_records_no_decision(
     real = admission.mutate(_request())
     assert dry == real
     assert _decisions(metrics) == 1
-    assert "decision job=ml/train decision=deferred reason=window" in caplog.text
+    assert "decision job=ml/train kind=Job decision=deferred reason=window" in caplog.text
     assert "savings_g=" in caplog.text
 
 
@@ -476,10 +478,68 @@ def test_every_decision_is_counted_and_logged_with_its_own_numbers(
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("decision ")]
     assert len(lines) == 3
     for name, energy, line in zip("abc", energies, lines, strict=True):
-        assert line.startswith(f"decision job=ml/{name} decision=deferred reason=window")
+        assert line.startswith(f"decision job=ml/{name} kind=Job decision=deferred reason=window")
         assert f" energy_kwh={energy} " in line
     assert energies[0] != energies[1]
     counted = metrics.registry.get_sample_value(
         "greenlight_decisions_total", {"decision": "deferred", "reason": "window"}
     )
     assert counted == 3
+
+
+def _gang_request(obj: dict[str, Any], group: str, version: str) -> AdmissionRequest:
+    return _request(obj, kind=(group, version, obj["kind"]))
+
+
+def test_a_jobset_is_deferred_as_one_gang_by_its_own_suspend_flag() -> None:
+    gang = jobset(("leader", 1, 1, 8), ("workers", 3, 2, 8))
+    stored = _stored(_gang_request(gang, "jobset.x-k8s.io", "v1alpha2"), _context())
+    assert stored["spec"]["suspend"] is True
+    for replicated in stored["spec"]["replicatedJobs"]:  # the children are left to the JobSet
+        assert "suspend" not in replicated["template"]["spec"]
+    assert stored["metadata"]["annotations"][keys.DECISION] == "deferred"
+    one_pod = jobset(("single", 1, 1, 8))
+    single = _stored(_gang_request(one_pod, "jobset.x-k8s.io", "v1alpha2"), _context())
+    # 1 + 3 x 2 pods of 8 GPUs: seven times the energy of one such pod
+    gang_kwh = float(stored["metadata"]["annotations"][keys.ENERGY_KWH])
+    one_kwh = float(single["metadata"]["annotations"][keys.ENERGY_KWH])
+    assert gang_kwh == pytest.approx(7 * one_kwh, rel=0.02)
+
+
+def test_a_pytorchjob_is_deferred_through_its_run_policy() -> None:
+    ddp = pytorchjob(master_gpus=8, workers=3, worker_gpus=8)
+    ddp["spec"]["runPolicy"] = {"cleanPodPolicy": "None"}
+    stored = _stored(_gang_request(ddp, "kubeflow.org", "v1"), _context())
+    assert stored["spec"]["runPolicy"] == {"cleanPodPolicy": "None", "suspend": True}
+    assert "suspend" not in stored["spec"]
+
+
+def test_a_kind_left_out_of_the_settings_is_not_judged() -> None:
+    settings = Settings(workloads=WorkloadSettings(enabled=("Job",)))
+    request = _gang_request(jobset(("workers", 2, 1, 8)), "jobset.x-k8s.io", "v1alpha2")
+    judgement = judge(request, _context(settings=settings), NOW)
+    assert (judgement.decision, judgement.code) == (None, "kind-not-enabled")
+    assert judgement.response.patch == ()
+
+
+def test_a_user_suspended_jobset_is_skipped_and_never_marked_deferred() -> None:
+    gang = jobset(("workers", 2, 1, 8))
+    gang["spec"]["suspend"] = True
+    judgement = judge(_gang_request(gang, "jobset.x-k8s.io", "v1alpha2"), _context(), NOW)
+    assert (judgement.decision, judgement.code) == ("skipped", "user-suspended")
+
+
+def test_a_child_job_of_a_jobset_is_never_judged_on_its_own() -> None:
+    child = job(annotations={})
+    child["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": "jobset.x-k8s.io/v1alpha2",
+            "kind": "JobSet",
+            "name": "train",
+            "uid": "0b7c5c7e-0000-4000-8000-000000000002",
+            "controller": True,
+        }
+    ]
+    judgement = judge(_request(child), _context(), NOW)
+    assert (judgement.decision, judgement.code) == ("skipped", "owned-by-workload")
+    assert "suspend" not in apply_patch(child, judgement.response.patch)["spec"]

@@ -51,8 +51,7 @@ from webhook.core.provenance import SigningKeys
 from webhook.core.resources import JobSpecError, WorkloadResources
 from webhook.core.series import StepSeries, to_epoch
 from webhook.telemetry.metrics import Metrics
-from webhook.workloads.base import suspend_diff
-from webhook.workloads.job import JOB
+from webhook.workloads.base import Workload, suspend_diff
 
 log = logging.getLogger(__name__)
 
@@ -252,10 +251,11 @@ def _patched(
     request: AdmissionRequest,
     outputs: Mapping[str, str],
     *,
-    suspend: bool,
+    suspend: Workload | None,
     signing_keys: SigningKeys | None,
 ) -> AdmissionResponse:
-    """The response adding ``outputs`` (and ``spec.suspend: true``), as a diff of the parts
+    """The response adding ``outputs`` (and, with ``suspend``, that workload's suspend flag:
+    ``spec.suspend: true`` for a Job), as a diff of the parts
     greenlight changes, at map granularity: the annotations map is one value (``add`` of a
     member that exists replaces it, RFC 6902 4.1), so the patch has at most two operations
     whatever the number of annotations (each operation costs tens of microseconds in
@@ -283,7 +283,7 @@ def _patched(
         if metadata is raw_metadata:
             before["metadata"] = {}
         after["metadata"] = {"annotations": merged}
-    change = suspend_diff(JOB, request.object) if suspend else None
+    change = suspend_diff(suspend, request.object) if suspend is not None else None
     if change is not None:
         before.update(change[0])
         after.update(change[1])
@@ -311,7 +311,7 @@ def _skipped(
     request: AdmissionRequest, skip: Skip, now: datetime, signing_keys: SigningKeys | None
 ) -> Judgement:
     outputs = _outputs(Decision.SKIPPED, skip.code, skip.reason, now)
-    response = _patched(request, outputs, suspend=False, signing_keys=signing_keys)
+    response = _patched(request, outputs, suspend=None, signing_keys=signing_keys)
     return Judgement(response, Decision.SKIPPED, skip.code, skip.reason)
 
 
@@ -327,7 +327,7 @@ def _run_now(
 ) -> Judgement:
     outputs = {**_outputs(Decision.RUN_NOW, code, reason, now), **(extra or {})}
     return Judgement(
-        _patched(request, outputs, suspend=False, signing_keys=signing_keys),
+        _patched(request, outputs, suspend=None, signing_keys=signing_keys),
         Decision.RUN_NOW,
         code,
         reason,
@@ -339,8 +339,13 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
     """The decision on one admission request (pure: no I/O, no metrics, no logs)."""
     settings = context.settings
     signer = context.signing_keys
-    if not request.is_job or request.operation != "CREATE":
-        return _unjudged(request, "not-a-job-create", "only Job creation is judged")
+    workload = request.workload
+    if workload is None or request.operation != "CREATE":
+        return _unjudged(request, "not-a-job-create", "only workload creation is judged")
+    if not settings.workloads.judges(workload):
+        return _unjudged(
+            request, "kind-not-enabled", f"{workload.gvk.kind} is not in workloads.enabled"
+        )
     if request.namespace in settings.webhook.excluded_namespaces or (
         request.namespace == settings.server.namespace
     ):
@@ -350,7 +355,9 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
     metadata = _mapping(request.object.get("metadata"))
     annotations = _string_map(metadata.get("annotations"))
     if keys.DECISION in annotations:
-        return _unjudged(request, "already-judged", "the Job already carries a decision")
+        return _unjudged(
+            request, "already-judged", f"the {workload.gvk.kind} already carries a decision"
+        )
 
     parsed = keys.parse_inputs(annotations)
     if parsed.errors:
@@ -367,7 +374,7 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
         effective = dataclasses.replace(
             effective, max_delay_s=job_inputs.max_delay_s, deadline=job_inputs.deadline
         )
-    skip = never_defer(request.object, job_inputs, effective)
+    skip = never_defer(request.object, job_inputs, effective, workload)
     if skip is not None:
         return _skipped(request, skip, now, signer)
 
@@ -379,7 +386,7 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
 
     try:
         estimate = context.memo.energy(
-            JOB.resources(request.object),
+            workload.resources(request.object),
             duration_s=duration_s,
             workload=effective.workload,
             gpu_model=effective.gpu_model,
@@ -451,11 +458,11 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
     if effective.mode == Mode.OBSERVE:
         reason = f"observe mode, would defer to {format_time(result.start)}: {result.detail}"
         outputs = {**_outputs(Decision.OBSERVED, result.reason, reason, now), **outputs}
-        response = _patched(request, outputs, suspend=False, signing_keys=signer)
+        response = _patched(request, outputs, suspend=None, signing_keys=signer)
         return Judgement(response, Decision.OBSERVED, result.reason, reason, **details)
     reason = f"deferred to {format_time(result.start)}: {result.detail}"
     outputs = {**_outputs(Decision.DEFERRED, result.reason, reason, now), **outputs}
-    response = _patched(request, outputs, suspend=True, signing_keys=signer)
+    response = _patched(request, outputs, suspend=workload, signing_keys=signer)
     return Judgement(response, Decision.DEFERRED, result.reason, reason, **details)
 
 
@@ -545,9 +552,10 @@ class Admission:
                 f" forecast_age_s={judgement.forecast.age_s or 0.0:.0f}"
             )
         log.info(
-            "decision job=%s/%s decision=%s reason=%s%s detail=%r",
+            "decision job=%s/%s kind=%s decision=%s reason=%s%s detail=%r",
             request.namespace,
             request.name,
+            request.kind.kind,
             judgement.decision,  # a StrEnum: "%s" writes its value
             judgement.code,
             numbers,

@@ -16,8 +16,8 @@ from typing import Any
 import jsonpatch
 import orjson
 
-from webhook.workloads.base import GroupVersionKind
-from webhook.workloads.job import JOB
+from webhook.workloads.base import GroupVersionKind, Workload
+from webhook.workloads.kinds import workload_for
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -48,8 +48,10 @@ class AdmissionRequest:
     sub_resource: str = ""
 
     @property
-    def is_job(self) -> bool:
-        return self.kind == JOB.gvk and not self.sub_resource
+    def workload(self) -> Workload | None:
+        """The workload kind of the object (a Job, JobSet ...), or None for any other kind
+        and for subresources."""
+        return None if self.sub_resource else workload_for(self.kind)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,9 @@ def annotation_problems(
     old = job_annotations(request.old_object or {}) if is_update else {}
     scope = _changed(new, old) if is_update else set(new)
     trusted = request.username in trusted_usernames
+    workload = request.workload
+    suspend = ".".join(workload.suspend_path if workload is not None else ("spec", "suspend"))
+    kind = workload.gvk.kind if workload is not None else "Job"
 
     parsed = keys.parse_inputs(new)
     problems = [str(error) for error in parsed.errors if error.key in scope]
@@ -76,7 +79,7 @@ def annotation_problems(
         if is_update:
             problems += [
                 f"{k}: written by greenlight only (from {old.get(k)!r} to {new.get(k)!r}); "
-                "set spec.suspend to false to release a deferred Job early"
+                f"set {suspend} to false to release a deferred {kind} early"
                 for k in sorted(scope)
                 if keys.is_output_key(k) and k not in unknown
             ]
@@ -114,7 +117,7 @@ def validate(
     signing_keys: SigningKeys | None = None,
 ) -> AdmissionResponse:
     """Allow, or deny with one message listing every problem."""
-    if not request.is_job or request.operation not in {"CREATE", "UPDATE"}:
+    if request.workload is None or request.operation not in {"CREATE", "UPDATE"}:
         return AdmissionResponse(uid=request.uid, allowed=True)
     problems = annotation_problems(request, trusted_usernames, gpu_models, signing_keys)
     if not problems:

@@ -27,7 +27,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -77,6 +77,8 @@ from webhook.reconciler.kube import (
 from webhook.reconciler.lease import Elector, LeaseRecord, record_from_spec, spec_from_record
 from webhook.reconciler.timers import TimerQueue
 from webhook.telemetry.metrics import ReconcilerMetrics
+from webhook.workloads.base import Workload
+from webhook.workloads.job import JOB
 from webhook.workloads.ownership import job_annotations
 
 log = logging.getLogger(__name__)
@@ -87,12 +89,19 @@ DRAIN_BATCH = 1000
 GAUGE_INTERVAL_S = 1.0
 
 
-class ReconcilerAPI(JobSource, Protocol):
-    """The adapter calls the reconciler makes (``webhook.reconciler.kube.Kube``)."""
+class WorkloadAPI(JobSource, Protocol):
+    """The calls on the objects of one workload kind (``Kube`` for Jobs, ``CustomWorkloads``
+    for the others)."""
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any]: ...
 
     def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class ReconcilerAPI(Protocol):
+    """The adapter calls the reconciler makes (``webhook.reconciler.kube.Kube``)."""
+
+    def for_workload(self, workload: Workload) -> WorkloadAPI: ...
 
     def create_event(self, namespace: str, event: dict[str, Any]) -> None: ...
 
@@ -202,8 +211,13 @@ class Reconciler:
         monotonic: Callable[[], float] = time.monotonic,
         writers: Executor | None = None,
         signing_keys: SigningKeys | None = None,
+        workloads: Sequence[Workload] = (JOB,),
     ) -> None:
         self._kube = kube
+        if not workloads:
+            raise ValueError("the reconciler needs at least one workload kind")
+        self._apis = {workload: kube.for_workload(workload) for workload in workloads}
+        self._listed: set[Workload] = set()  # kinds listed at least once (synced: all of them)
         self._signing_keys = signing_keys
         if signing_keys is None:
             log.warning(
@@ -257,15 +271,19 @@ class Reconciler:
             renew_deadline_s=settings.renew_deadline_s,
         )
         self._elector_lock = threading.Lock()
-        self._feed = JobFeed(
-            kube,
-            self._post,
-            page_size=settings.list_page_size,
-            watch_timeout_s=settings.watch_timeout_s,
-            retry_s=settings.retry_period_s,
-            on_relist=self._on_relist,
-            signing_keys=signing_keys,
-        )
+        self._feeds = [
+            JobFeed(
+                api,
+                self._post,
+                workload=workload,
+                page_size=settings.list_page_size,
+                watch_timeout_s=settings.watch_timeout_s,
+                retry_s=settings.retry_period_s,
+                on_relist=self._on_relist,
+                signing_keys=signing_keys,
+            )
+            for workload, api in self._apis.items()
+        ]
         self.failure: BaseException | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -277,9 +295,13 @@ class Reconciler:
     def start(self) -> None:
         """Load the stored history, then start every thread."""
         self._load_history()
+        feeds = [
+            (f"reconciler-feed-{workload.plural}", feed.run)
+            for workload, feed in zip(self._apis, self._feeds, strict=True)
+        ]
         for name, target in (
             ("reconciler-lease", self._keep_lease),
-            ("reconciler-feed", self._feed.run),
+            *feeds,
             ("reconciler-controller", self._control),
             ("reconciler-events", self._write_events),
             ("reconciler-history", self._write_history),
@@ -304,7 +326,8 @@ class Reconciler:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop every thread; the leader hands the Lease over."""
         self._stop.set()
-        self._feed.stop()
+        for feed in self._feeds:
+            feed.stop()
         self._post(_Stop())
         self._events.put(None)
         for thread in self._threads:
@@ -442,7 +465,8 @@ class Reconciler:
         self._set_aside.add(seen)
         self._metrics.unreadable.inc()
         log.warning(
-            "unreadable job=%s/%s uid=%s resource_version=%s: set aside: %s",
+            "unreadable %s=%s/%s uid=%s resource_version=%s: set aside: %s",
+            message.workload.gvk.kind.lower(),
             message.namespace,
             message.name,
             message.uid,
@@ -456,6 +480,7 @@ class Reconciler:
                 name=message.name,
                 resource_version=message.resource_version,
                 suspended=False,
+                workload=message.workload,
             )
             self._warn(job_events.unreadable(record, message.error))
 
@@ -480,12 +505,20 @@ class Reconciler:
         self._warn(job_events.forged(job, message.why))
 
     def _list_done(self, message: ListDone) -> None:
-        for uid in [uid for uid in self._jobs if uid not in message.uids]:
+        kind = message.workload
+        gone = [
+            uid
+            for uid, job in self._jobs.items()
+            if job.workload is kind and uid not in message.uids
+        ]
+        for uid in gone:
             if uid not in self._inflight:
                 self._drop(uid)
         self._metrics.relist_seconds.set(message.seconds)
-        self._synced.set()
-        self._metrics.synced.set(1)
+        self._listed.add(kind)
+        if len(self._listed) == len(self._apis):
+            self._synced.set()
+            self._metrics.synced.set(1)
         self._update_gauges()
 
     def _leadership(self, leading: bool) -> None:
@@ -611,24 +644,24 @@ class Reconciler:
             signed: dict[str, str] | None = None
             if isinstance(action, Move) and self._signing_keys is not None:
                 # A move is signed over the whole plan, which is not kept in memory: read it.
-                current = self._kube.get_job(job.namespace, job.name)
+                current = self._apis[job.workload].get_job(job.namespace, job.name)
                 self._count("get", "ok")
                 version = str((current.get("metadata") or {}).get("resourceVersion"))
                 if version != job.resource_version:  # changed since decided on: decide again
-                    self._post(_Conflict(job.uid, job, self._reread(current)))
+                    self._post(_Conflict(job.uid, job, self._reread(current, job.workload)))
                     return
                 signed = {k: v for k, v in job_annotations(current).items() if isinstance(v, str)}
             patch = patch_for(job, action, from_epoch(now), self._signing_keys, signed)
             assert patch is not None
-            updated = self._kube.patch_job(job.namespace, job.name, patch)
+            updated = self._apis[job.workload].patch_job(job.namespace, job.name, patch)
             self._count("patch", "ok")
-            self._post(_Written(job.uid, action, job, self._reread(updated), now))
+            self._post(_Written(job.uid, action, job, self._reread(updated, job.workload), now))
         except ConflictError:
             self._count("patch", "conflict")
             try:
-                fresh = self._kube.get_job(job.namespace, job.name)
+                fresh = self._apis[job.workload].get_job(job.namespace, job.name)
                 self._count("get", "ok")
-                self._post(_Conflict(job.uid, job, self._reread(fresh)))
+                self._post(_Conflict(job.uid, job, self._reread(fresh, job.workload)))
             except NotFoundError:
                 self._count("get", "not-found")
                 self._post(_Gone(job.uid))
@@ -645,9 +678,9 @@ class Reconciler:
             log.exception("writing job=%s failed", job.key)
             self._post(_Failed(job.uid, repr(e)))
 
-    def _reread(self, obj: dict[str, Any]) -> TrackedJob | None:
+    def _reread(self, obj: dict[str, Any], workload: Workload) -> TrackedJob | None:
         """The record of a Job the API returned; an unreadable one is set aside (None)."""
-        job = read_job(obj, self._signing_keys)
+        job = read_job(obj, self._signing_keys, workload)
         if isinstance(job, Unreadable | Forged):
             self._post(job)
             return None

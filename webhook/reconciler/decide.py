@@ -36,7 +36,7 @@ from webhook.core.planner import PlannerSettings, PlanRequest, Replan, replan
 from webhook.core.provenance import SIGNED_KEYS, SigningKeys
 from webhook.core.series import StepSeries
 from webhook.reconciler.accounting import Accounting, AccountingError, account
-from webhook.workloads.base import is_suspended, set_suspend
+from webhook.workloads.base import Workload, is_suspended, set_suspend
 from webhook.workloads.job import JOB
 from webhook.workloads.ownership import job_annotations, read_deferral
 
@@ -110,21 +110,10 @@ def _text(value: object) -> str | None:
 MAX_REPLAN_COUNT = 1_000_000
 
 
-def _finished(status: Mapping[str, Any]) -> tuple[datetime | None, str | None]:
-    """When and how the Job finished (``Complete``/``Failed`` condition true), if it did."""
-    conditions = status.get("conditions")
-    for entry in conditions if isinstance(conditions, list) else []:
-        condition = _mapping(entry)
-        kind = condition.get("type")
-        if kind in ("Complete", "Failed") and condition.get("status") == "True":
-            at = _time(status.get("completionTime")) if kind == "Complete" else None
-            return at or _time(condition.get("lastTransitionTime")), str(kind)
-    return None, None
-
-
 @dataclass(frozen=True, slots=True)
 class TrackedJob:
-    """What the reconciler keeps of one Job greenlight deferred."""
+    """What the reconciler keeps of one workload greenlight deferred (a Job, a JobSet, ...:
+    ``workload`` says which kind, and how to suspend and read it)."""
 
     uid: str
     namespace: str
@@ -149,6 +138,7 @@ class TrackedJob:
     intensity_planned_g_per_kwh: float | None = None
     savings_g: float | None = None
     savings_pct: float | None = None
+    workload: Workload = JOB
 
     @property
     def key(self) -> str:
@@ -160,8 +150,9 @@ class TrackedJob:
         return self.suspended and self.released_at is None and not self.deleting
 
 
-def track(job: Mapping[str, Any]) -> TrackedJob | None:
-    """The reconciler's record of ``job``; None for a Job greenlight did not defer.
+def track(job: Mapping[str, Any], workload: Workload = JOB) -> TrackedJob | None:
+    """The reconciler's record of ``job`` (an object of kind ``workload``); None for one
+    greenlight did not defer.
 
     Every value is read defensively (anyone who can create a Job can write these
     annotations): an unreadable plan is kept as ``deferral_error``, an unreadable informative
@@ -175,7 +166,7 @@ def track(job: Mapping[str, Any]) -> TrackedJob | None:
     namespace = _identity(metadata, "namespace")
     name = _identity(metadata, "name")
     resource_version = _identity(metadata, "resourceVersion")
-    status = _mapping(job.get("status"))
+    run = workload.run_status(job)
     inputs = keys.parse_inputs(
         {k: annotations[k] for k in (keys.SKIP, keys.MIN_SAVINGS) if k in annotations}
     ).inputs
@@ -185,7 +176,7 @@ def track(job: Mapping[str, Any]) -> TrackedJob | None:
         deferral = read_deferral(job)
     except DeferralError as e:
         deferral_error = str(e)
-    finished_at, outcome = _finished(status)
+    finished_at = _time(run.finished_at) if run.outcome is not None else None
     count = _float(annotations.get(keys.REPLAN_COUNT))
     checks = _float(annotations.get(keys.REPLAN_CHECKS))
     return TrackedJob(
@@ -193,7 +184,7 @@ def track(job: Mapping[str, Any]) -> TrackedJob | None:
         namespace=namespace,
         name=name,
         resource_version=resource_version,
-        suspended=is_suspended(JOB, job),
+        suspended=is_suspended(workload, job),
         deleting=metadata.get("deletionTimestamp") is not None,
         skip=inputs.skip is True,
         deferral=deferral,
@@ -204,14 +195,15 @@ def track(job: Mapping[str, Any]) -> TrackedJob | None:
         replanned_at=_time(annotations.get(keys.REPLANNED_AT)),
         replan_checks=int(checks) if checks is not None and checks >= 0 else 0,
         accounted=keys.ACTUAL_EMISSIONS_G in annotations,
-        started_at=_time(status.get("startTime")),
+        started_at=_time(run.started_at),
         finished_at=finished_at,
-        outcome=outcome,
+        outcome=run.outcome if finished_at is not None else None,
         min_savings_pct=inputs.min_savings_pct,
         intensity_now_g_per_kwh=_float(annotations.get(keys.INTENSITY_NOW)),
         intensity_planned_g_per_kwh=_float(annotations.get(keys.INTENSITY_PLANNED)),
         savings_g=_float(annotations.get(keys.SAVINGS_G)),
         savings_pct=_float(annotations.get(keys.SAVINGS_PCT)),
+        workload=workload,
     )
 
 
@@ -397,7 +389,8 @@ def decide(
     if job.released_at is not None:
         return _after_release(job, knowledge)
     if not job.suspended:
-        return RecordManual("its user set spec.suspend to false before its planned time")
+        flag = ".".join(job.workload.suspend_path)
+        return RecordManual(f"its user set {flag} to false before its planned time")
     if job.skip:
         return Release(ReleaseReason.SKIP, "its user set greenlight.dev/skip while it waited")
     if job.deferral is None:
@@ -523,7 +516,7 @@ def _precondition(job: TrackedJob, annotations: Mapping[str, str]) -> dict[str, 
 def release_patch(job: TrackedJob, reason: ReleaseReason, now: datetime) -> dict[str, Any]:
     """The one PATCH that releases a Job: resume it and record when and why."""
     annotations = {keys.RELEASED_AT: format_time(now), keys.RELEASE_REASON: reason.value}
-    return {"metadata": _precondition(job, annotations), **set_suspend(JOB, False)}
+    return {"metadata": _precondition(job, annotations), **set_suspend(job.workload, False)}
 
 
 def manual_patch(job: TrackedJob, now: datetime) -> dict[str, Any]:

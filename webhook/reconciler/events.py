@@ -23,7 +23,6 @@ from typing import Any
 from webhook.core.annotations import format_time
 from webhook.reconciler.accounting import Accounting
 from webhook.reconciler.decide import Move, Release, ReleaseReason, TrackedJob
-from webhook.workloads.job import JOB
 
 COMPONENT = "greenlight"
 REPORTING_COMPONENT = "greenlight.dev/reconciler"
@@ -166,8 +165,8 @@ def event_body(event: JobEvent, *, now: datetime, instance: str) -> dict[str, An
         "kind": "Event",
         "metadata": {"name": event.name, "namespace": job.namespace},
         "involvedObject": {
-            "apiVersion": JOB.gvk.api_version,
-            "kind": JOB.gvk.kind,
+            "apiVersion": job.workload.gvk.api_version,
+            "kind": job.workload.gvk.kind,
             "name": job.name,
             "namespace": job.namespace,
             "uid": job.uid,

@@ -1,11 +1,12 @@
-"""The Job feed: list, then watch from the list's resourceVersion, forever.
+"""The feed of one workload kind (Jobs, JobSets, ...): list, then watch from the list's
+resourceVersion, forever. The reconciler runs one feed per enabled kind.
 
 Messages go to a sink (the controller's inbox), already reduced to :class:`TrackedJob` records
 so raw objects never pile up in a queue:
 
 - ``Listed(jobs)``   one page of a (re)list, the Jobs greenlight deferred in it;
-- ``ListDone(uids, seconds, cause)``  the list is complete: any Job tracked before and not in
-  ``uids`` was deleted while the feed was not watching;
+- ``ListDone(uids, seconds, cause, workload)``  the list of that kind is complete: any of
+  its objects tracked before and not in ``uids`` was deleted while the feed was not watching;
 - ``Changed(uid, job)``  a watch event (``job`` None: deleted, or not greenlight's);
 - ``Unreadable(...)``  a Job marked deferred that cannot be read (see :func:`read_job`): set
   aside, so one bad object never stops the feed;
@@ -15,7 +16,9 @@ so raw objects never pile up in a queue:
 A watch ends when the server's timeout runs out; the feed resumes from the last
 resourceVersion it saw (bookmarks keep it fresh on a quiet cluster). A ``410 Gone`` — on a
 watch or on a list's continue token — means that version is gone: the feed relists. Any other
-error relists after ``retry_s``.
+error relists after ``retry_s``. A kind the apiserver does not serve (its CRD is not installed:
+404 on the list) is logged once, counts as listed with nothing in it, and is listed again every
+``absent_retry_s``, so installing the CRD later needs no restart.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from typing import Any, Protocol
 
 from webhook.core.provenance import SigningKeys
 from webhook.reconciler.decide import TrackedJob, UnreadableJobError, track
-from webhook.reconciler.kube import GoneError, KubeError, Page
+from webhook.reconciler.kube import GoneError, KubeError, NotFoundError, Page
+from webhook.workloads.base import Workload
+from webhook.workloads.job import JOB
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,7 @@ class ListDone:
     uids: frozenset[str]
     seconds: float
     cause: str
+    workload: Workload = JOB
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class Unreadable:
     name: str
     resource_version: str
     error: str
+    workload: Workload = JOB
 
 
 @dataclass(frozen=True)
@@ -75,14 +82,14 @@ FeedMessage = Listed | ListDone | Changed | Unreadable | Forged
 
 
 def read_job(
-    obj: Mapping[str, Any], signing_keys: SigningKeys | None = None
+    obj: Mapping[str, Any], signing_keys: SigningKeys | None = None, workload: Workload = JOB
 ) -> TrackedJob | Unreadable | Forged | None:
-    """``track(obj)``, with a guard: whatever a Job holds, the answer is a record, None (not
-    greenlight's), :class:`Unreadable` or (with signing keys) :class:`Forged` — never an
-    exception, so one object cannot stop a relist or a watch (anyone who can create a Job
-    writes its annotations)."""
+    """``track(obj, workload)``, with a guard: whatever an object holds, the answer is a
+    record, None (not greenlight's), :class:`Unreadable` or (with signing keys)
+    :class:`Forged` — never an exception, so one object cannot stop a relist or a watch
+    (anyone who can create a Job writes its annotations)."""
     try:
-        job = track(obj)
+        job = track(obj, workload)
         if job is None or signing_keys is None:
             return job
         problem = signing_keys.problem(_metadata(obj))
@@ -99,6 +106,7 @@ def read_job(
         name=_text(metadata.get("name")),
         resource_version=_text(metadata.get("resourceVersion")),
         error=error[:512],
+        workload=workload,
     )
 
 
@@ -128,21 +136,29 @@ def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 class JobFeed:
-    """List + watch of Jobs in all namespaces into ``sink`` (run it in a thread)."""
+    """List + watch of one workload kind in all namespaces into ``sink`` (run it in a
+    thread); ``source`` serves that kind."""
 
     def __init__(
         self,
         source: JobSource,
         sink: Callable[[FeedMessage], None],
         *,
+        workload: Workload = JOB,
         page_size: int = 500,
         watch_timeout_s: int = 300,
         retry_s: float = 2.0,
+        absent_retry_s: float = 60.0,
         on_relist: Callable[[str], None] = lambda cause: None,
         clock: Callable[[], float] = time.monotonic,
         signing_keys: SigningKeys | None = None,
     ) -> None:
         self._source = source
+        self._workload = workload
+        gvk = workload.gvk
+        self._resource = f"{workload.plural}.{gvk.group or 'core'}/{gvk.version}"
+        self._absent_retry_s = absent_retry_s
+        self._absent = False
         self._signing_keys = signing_keys
         self._sink = sink
         self._page_size = page_size
@@ -171,14 +187,38 @@ class JobFeed:
                 self._watch_from(version)
                 return  # stopped
             except GoneError as e:
-                log.info("job watch: %s; relisting", e)
+                log.info("%s watch: %s; relisting", self._resource, e)
                 cause = "gone"
+            except NotFoundError as e:
+                if self._stop.is_set():
+                    return
+                self._not_served(cause, e)
+                cause = "absent"
+                self._stop.wait(self._absent_retry_s)
             except KubeError as e:
                 if self._stop.is_set():
                     return
-                log.warning("job feed interrupted (%s); relisting in %.0f s", e, self._retry_s)
+                log.warning(
+                    "%s feed interrupted (%s); relisting in %.0f s",
+                    self._resource,
+                    e,
+                    self._retry_s,
+                )
                 cause = "error"
                 self._stop.wait(self._retry_s)
+
+    def _not_served(self, cause: str, error: KubeError) -> None:
+        """The kind is not served (its CRD is not installed): nothing of it to track."""
+        if not self._absent:
+            log.warning(
+                "%s is not served by the apiserver (CRD not installed?): %s; nothing of this "
+                "kind is judged or released until it is (checked every %.0f s)",
+                self._resource,
+                error,
+                self._absent_retry_s,
+            )
+            self._absent = True
+        self._sink(ListDone(frozenset(), 0.0, cause, self._workload))
 
     def relist(self, cause: str) -> str:
         """List every Job, page by page; the list's resourceVersion."""
@@ -196,16 +236,23 @@ class JobFeed:
             self._sink(Listed(jobs))
             if not token or self._stop.is_set():
                 break
-        self._sink(ListDone(frozenset(uids), self._clock() - started, cause))
+        self._sink(ListDone(frozenset(uids), self._clock() - started, cause, self._workload))
+        if self._absent:
+            log.info("%s is served now: watching it", self._resource)
+            self._absent = False
         log.info(
-            "listed %d deferred jobs in %.2f s (%s)", len(uids), self._clock() - started, cause
+            "listed %d deferred %s in %.2f s (%s)",
+            len(uids),
+            self._resource,
+            self._clock() - started,
+            cause,
         )
         return version
 
     def _tracked(self, items: Iterable[Mapping[str, Any]], uids: set[str]) -> list[TrackedJob]:
         jobs = []
         for item in items:
-            job = read_job(item, self._signing_keys)
+            job = read_job(item, self._signing_keys, self._workload)
             if isinstance(job, Unreadable | Forged):
                 self._sink(job)
             elif job is not None:
@@ -224,7 +271,11 @@ class JobFeed:
                     if kind == "BOOKMARK":
                         continue
                     uid = str(metadata.get("uid", ""))
-                    job = None if kind == "DELETED" else read_job(obj, self._signing_keys)
+                    job = (
+                        None
+                        if kind == "DELETED"
+                        else read_job(obj, self._signing_keys, self._workload)
+                    )
                     if isinstance(job, Unreadable | Forged):
                         self._sink(job)  # the controller drops it if it was tracked
                     else:

@@ -27,6 +27,9 @@ import orjson
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from webhook.workloads.base import Workload
+from webhook.workloads.job import JOB
+
 log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -197,7 +200,12 @@ class Kube:
         with contextlib.suppress(Exception):
             self._api.close()
 
-    # -- Jobs --------------------------------------------------------------------------------
+    # -- Jobs, and the other workload kinds --------------------------------------------------
+
+    def for_workload(self, workload: Workload) -> Kube | CustomWorkloads:
+        """The list/watch/get/patch calls for ``workload``'s objects: this adapter itself for
+        ``batch/v1`` Jobs, the custom-objects API for every other kind."""
+        return self if workload is JOB else CustomWorkloads(self, workload)
 
     def all_jobs(self, *, namespace: str | None = None, page_size: int = 500) -> list[Any]:
         """Every Job (of ``namespace``, else of all namespaces), read page by page."""
@@ -569,3 +577,30 @@ class Kube:
             response = self._api.call_api(*request, _request_timeout=self._timeout)
             response.read()
             return str(response.data.decode())
+
+
+class CustomWorkloads:
+    """The Job calls of :class:`Kube` (``list_jobs``, ``watch_jobs``, ``get_job``,
+    ``patch_job``) for a workload kind served as a custom resource (JobSet, PyTorchJob, ...),
+    so the feed and the controller use one interface for every kind."""
+
+    def __init__(self, kube: Kube, workload: Workload) -> None:
+        self._kube = kube
+        gvk = workload.gvk
+        self._resource = (gvk.group, gvk.version, workload.plural)
+
+    def list_jobs(
+        self, *, limit: int, continue_token: str | None = None, namespace: str | None = None
+    ) -> Page:
+        if namespace is not None:
+            raise ValueError("CustomWorkloads lists all namespaces only")
+        return self._kube.list_custom(*self._resource, limit=limit, continue_token=continue_token)
+
+    def watch_jobs(self, resource_version: str, *, timeout_s: int) -> WatchStream:
+        return self._kube.watch_custom(*self._resource, resource_version, timeout_s=timeout_s)
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._kube.get_custom(*self._resource, namespace, name)
+
+    def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return self._kube.patch_custom(*self._resource, namespace=namespace, name=name, patch=patch)

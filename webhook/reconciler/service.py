@@ -79,6 +79,7 @@ class ReconcilerService:
             want_zone=self._want_zone,
             identity=identity,
             signing_keys=load_signing_keys(settings),
+            workloads=settings.workloads.workloads,
         )
         self.kueue: KueueChecks | None = None
         if settings.kueue.admission_check_enabled:

@@ -32,6 +32,8 @@ from webhook.reconciler.controller import Reconciler
 from webhook.reconciler.feed import Changed, Forged, ListDone, Listed, Unreadable, read_job
 from webhook.reconciler.kube import AlreadyExistsError, ConflictError, NotFoundError, Page
 from webhook.telemetry.metrics import ReconcilerMetrics
+from webhook.workloads.base import Workload
+from webhook.workloads.job import JOB
 
 HOUR = 3600.0
 NAMESPACE = "greenlight"
@@ -72,6 +74,13 @@ class FakeKube:
     """Every PATCH sent (key, body), the refused ones included."""
     changes: list[dict[str, Any]] = field(default_factory=list)
     _versions: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
+    kinds: dict[str, FakeKube] = field(default_factory=dict)
+    """The objects of every other workload kind, one fake each (their Events come here)."""
+
+    def for_workload(self, workload: Workload) -> FakeKube:
+        if workload is JOB:
+            return self
+        return self.kinds.setdefault(workload.gvk.kind, FakeKube())
 
     def _stamp(self, obj: dict[str, Any]) -> dict[str, Any]:
         obj["metadata"]["resourceVersion"] = str(next(self._versions))
