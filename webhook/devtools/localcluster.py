@@ -42,6 +42,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from webhook.admission import certs
+from webhook.workloads.base import Workload
+from webhook.workloads.kinds import WORKLOADS, admission_rules
 
 ENV_BIN_DIR = "GREENLIGHT_K8S_BIN"
 BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "hack" / "build-control-plane.sh"
@@ -163,12 +165,13 @@ def host_webhook_configurations(
     name: str = WEBHOOK_CONFIGURATION_NAME,
     excluded_namespaces: Sequence[str] = ("kube-system", "greenlight"),
     timeout_s: int = 5,
+    workloads: Sequence[Workload] = WORKLOADS,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """greenlight's MutatingWebhookConfiguration and ValidatingWebhookConfiguration as the Helm
     chart registers them, but with ``clientConfig.url`` (``base_url`` + ``/mutate`` or
     ``/validate``) for a server running on this host instead of a Service.
 
-    Only ``batch/v1`` Jobs; opt-in by the ``greenlight.dev/enabled=true`` namespace label;
+    The kinds ``workloads`` (all greenlight knows by default, as ``workloads.enabled``); opt-in by the ``greenlight.dev/enabled=true`` namespace label;
     ``excluded_namespaces`` left out by the immutable ``kubernetes.io/metadata.name`` label (a
     mutable exemption label would let anyone opt out); fail open (``failurePolicy: Ignore``);
     ``sideEffects: None`` so that dry-run requests reach the webhook.
@@ -188,15 +191,7 @@ def host_webhook_configurations(
         return {
             "name": hook_name,
             "clientConfig": {"url": f"{base_url.rstrip('/')}{path}", "caBundle": ca_bundle},
-            "rules": [
-                {
-                    "apiGroups": ["batch"],
-                    "apiVersions": ["v1"],
-                    "resources": ["jobs"],
-                    "operations": operations,
-                    "scope": "Namespaced",
-                }
-            ],
+            "rules": admission_rules(workloads, operations),
             "namespaceSelector": namespace_selector,
             "failurePolicy": "Ignore",
             "sideEffects": "None",

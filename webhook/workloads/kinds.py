@@ -5,7 +5,7 @@ parent is the gang that starts in one window, or is not held back at all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from webhook.workloads.base import GroupVersionKind, OwnerReference, Workload, controller_owner
@@ -37,3 +37,21 @@ def workload_parent(obj: Mapping[str, Any]) -> OwnerReference | None:
     if owner is not None and (owner.group, owner.kind) in PARENT_KINDS:
         return owner
     return None
+
+
+def admission_rules(workloads: Iterable[Workload], operations: list[str]) -> list[dict[str, Any]]:
+    """The ``rules`` of an admission webhook on ``workloads``: one rule per API group and
+    version, naming its resources (what the chart renders from ``workloads.enabled``)."""
+    resources: dict[tuple[str, str], list[str]] = {}
+    for workload in workloads:
+        resources.setdefault((workload.gvk.group, workload.gvk.version), []).append(workload.plural)
+    return [
+        {
+            "apiGroups": [group],
+            "apiVersions": [version],
+            "resources": plurals,
+            "operations": list(operations),
+            "scope": "Namespaced",
+        }
+        for (group, version), plurals in resources.items()
+    ]
