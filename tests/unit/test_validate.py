@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 import pytest
 from reviews import GREENLIGHT_USER, body, job, review
 
@@ -166,3 +168,20 @@ def test_an_unknown_gpu_model_is_refused_naming_the_known_ones() -> None:
     assert "A100" in (response.message or "")
     known = decode_review(body(review(job(annotations={keys.GPU_MODEL: "h100-pcie"}))))
     assert validate(known, TRUSTED, catalog).allowed
+
+
+def test_a_forged_release_on_a_pytorchjob_names_its_own_suspend_flag() -> None:
+    old = {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": {"name": "ddp", "namespace": "ml", "annotations": DEFERRED},
+        "spec": {},
+    }
+    new = copy.deepcopy(old)
+    new["metadata"]["annotations"] = {**DEFERRED, keys.DECISION: "run-now"}
+    value = review(new, operation="UPDATE", old=old, kind=("kubeflow.org", "v1", "PyTorchJob"))
+    response = validate(decode_review(body(value)), TRUSTED)
+    assert not response.allowed
+    assert "set spec.runPolicy.suspend to false to release a deferred PyTorchJob early" in (
+        response.message or ""
+    )

@@ -12,7 +12,7 @@ from webhook.admission.classify import never_defer
 from webhook.admission.review import diff_patch
 from webhook.core.annotations import Inputs
 from webhook.core.resources import JobSpecError
-from webhook.workloads.base import Workload, is_suspended, set_suspend, suspend_diff
+from webhook.workloads.base import RunStatus, Workload, is_suspended, set_suspend, suspend_diff
 from webhook.workloads.job import JOB
 from webhook.workloads.jobset import JOBSET
 from webhook.workloads.kinds import BY_KIND, WORKLOADS, workload_for, workload_parent
@@ -257,3 +257,76 @@ def test_a_child_of_a_known_workload_is_never_judged_on_its_own(
 def test_other_owners_leave_the_job_to_the_usual_rules(job: dict[str, Any]) -> None:
     assert workload_parent(job) is None
     assert never_defer(job, Inputs(), Inputs()) is None
+
+
+T_START, T_END = "2025-06-02T12:00:00Z", "2025-06-02T13:00:00Z"
+
+
+def _condition(kind: str, status: str = "True") -> dict[str, str]:
+    return {"type": kind, "status": status, "lastTransitionTime": T_END}
+
+
+@pytest.mark.parametrize(
+    ("workload", "status", "expected"),
+    [
+        pytest.param(
+            JOB,
+            {"startTime": T_START, "completionTime": T_END, "conditions": [_condition("Complete")]},
+            RunStatus(T_START, T_END, "Complete"),
+            id="job-complete",
+        ),
+        pytest.param(
+            JOB,
+            {"startTime": T_START, "conditions": [_condition("Failed")]},
+            RunStatus(T_START, T_END, "Failed"),
+            id="job-failed",
+        ),
+        pytest.param(JOB, {"startTime": T_START}, RunStatus(T_START), id="job-running"),
+        pytest.param(
+            JOBSET,
+            {"conditions": [_condition("Completed")]},
+            RunStatus(None, T_END, "Complete"),
+            id="jobset-completed",
+        ),
+        pytest.param(
+            JOBSET,
+            {"conditions": [_condition("Completed", "False"), _condition("Suspended")]},
+            RunStatus(),
+            id="jobset-not-finished",
+        ),
+        pytest.param(
+            PYTORCHJOB,
+            {
+                "startTime": T_START,
+                "completionTime": T_END,
+                "conditions": [_condition("Running", "False"), _condition("Succeeded")],
+            },
+            RunStatus(T_START, T_END, "Complete"),
+            id="pytorchjob-succeeded",
+        ),
+        pytest.param(
+            TRAINJOB,
+            {"conditions": [_condition("Failed")]},
+            RunStatus(None, T_END, "Failed"),
+            id="trainjob-failed",
+        ),
+        pytest.param(
+            RAYJOB,
+            {"startTime": T_START, "endTime": T_END, "jobDeploymentStatus": "Complete"},
+            RunStatus(T_START, T_END, "Complete"),
+            id="rayjob-complete",
+        ),
+        pytest.param(
+            RAYJOB,
+            {"startTime": T_START, "endTime": T_END, "jobDeploymentStatus": "Running"},
+            RunStatus(T_START),
+            id="rayjob-running",
+        ),
+        pytest.param(RAYJOB, "not a status", RunStatus(), id="rayjob-malformed"),
+        pytest.param(JOBSET, {"conditions": "nope"}, RunStatus(), id="jobset-malformed"),
+    ],
+)
+def test_each_kind_reads_how_far_its_run_has_got(
+    workload: Workload, status: Any, expected: RunStatus
+) -> None:
+    assert workload.run_status({"status": status}) == expected

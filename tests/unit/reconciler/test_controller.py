@@ -29,11 +29,14 @@ from webhook.core.forecast import ForecastResult
 from webhook.core.provenance import SigningKeys
 from webhook.core.series import StepSeries, from_epoch, to_epoch
 from webhook.reconciler.controller import Reconciler
+from webhook.reconciler.decide import TrackedJob
 from webhook.reconciler.feed import Changed, Forged, ListDone, Listed, Unreadable, read_job
 from webhook.reconciler.kube import AlreadyExistsError, ConflictError, NotFoundError, Page
 from webhook.telemetry.metrics import ReconcilerMetrics
 from webhook.workloads.base import Workload
 from webhook.workloads.job import JOB
+from webhook.workloads.jobset import JOBSET
+from webhook.workloads.kubeflow import PYTORCHJOB
 
 HOUR = 3600.0
 NAMESPACE = "greenlight"
@@ -333,6 +336,7 @@ def _harness(
     *,
     leader: bool = True,
     signing_keys: SigningKeys | None = None,
+    workloads: tuple[Workload, ...] = (JOB,),
     **overrides: Any,
 ) -> Harness:
     settings = ReconcilerSettings(
@@ -349,6 +353,7 @@ def _harness(
         monotonic=clock.monotonic,
         writers=InlineWriters(),
         signing_keys=signing_keys,
+        workloads=workloads,
     )
     harness = Harness(kube, clock, forecasts, metrics, reconciler, signing_keys)
     if leader:
@@ -763,3 +768,93 @@ def test_a_move_on_a_job_changed_since_it_was_decided_on_is_decided_again_then_s
         )
         == 2.0
     )  # the read that found it changed, and the one the move was signed over
+
+
+# --- Every workload kind ----------------------------------------------------------------------
+
+
+def _gang(kind: Workload, name: str = "train", **plan: Any) -> dict[str, Any]:
+    """A deferred object of ``kind``: the deferred Job's metadata, the kind's own suspend flag."""
+    obj = deferred_job(name, uid=f"uid-{kind.gvk.kind}-{name}", **plan)
+    del obj["spec"]["suspend"]
+    obj.update(apiVersion=kind.gvk.api_version, kind=kind.gvk.kind)
+    node = obj
+    for key in kind.suspend_path[:-1]:
+        node = node.setdefault(key, {})
+    node[kind.suspend_path[-1]] = True
+    return obj
+
+
+def _see_kind(h: Harness, kind: Workload, *objects: dict[str, Any]) -> list[dict[str, Any]]:
+    """The first list of ``kind``'s feed: these objects, stored in that kind's API."""
+    api = h.kube.for_workload(kind)
+    stored = [api.add_job(obj) for obj in objects]
+    records = [read_job(obj, None, kind) for obj in stored]
+    tracked = [record for record in records if isinstance(record, TrackedJob)]
+    assert len(tracked) == len(records)
+    h.reconciler.step(Listed(tracked))
+    h.reconciler.step(ListDone(frozenset(record.uid for record in tracked), 0.1, "start", kind))
+    return stored
+
+
+def test_a_deferred_jobset_is_released_through_its_own_api_and_suspend_flag() -> None:
+    h = _harness(max_replans=0, workloads=(JOB, JOBSET))
+    release_at = at(2 * HOUR)
+    _see_kind(h, JOBSET, _gang(JOBSET, release_at=release_at))
+    h.at(release_at)
+    jobsets = h.kube.for_workload(JOBSET)
+    stored = jobsets.get_job("ml", "train")
+    assert stored["spec"]["suspend"] is False
+    assert stored["metadata"]["annotations"][keys.RELEASE_REASON] == "window"
+    assert h.kube.patches == []  # nothing went to the Jobs API
+    h.record_events()
+    released = next(e for e in h.kube.events.values() if e["reason"] == "Released")
+    assert released["involvedObject"]["kind"] == "JobSet"
+    assert released["involvedObject"]["apiVersion"] == "jobset.x-k8s.io/v1alpha2"
+
+
+def test_a_pytorchjob_is_released_through_its_run_policy() -> None:
+    h = _harness(max_replans=0, workloads=(PYTORCHJOB,))
+    _see_kind(h, PYTORCHJOB, _gang(PYTORCHJOB, release_at=at(HOUR)))
+    h.at(at(HOUR))
+    stored = h.kube.for_workload(PYTORCHJOB).get_job("ml", "train")
+    assert stored["spec"]["runPolicy"]["suspend"] is False
+    assert "suspend" not in stored["spec"]
+
+
+def test_a_relist_of_one_kind_forgets_only_that_kinds_vanished_objects() -> None:
+    h = _harness(max_replans=0, workloads=(JOB, JOBSET))
+    assert not h.reconciler.wait_synced(0)
+    _see_kind(h, JOBSET, _gang(JOBSET, release_at=at(6 * HOUR)))
+    assert not h.reconciler.wait_synced(0)  # the Jobs are not listed yet
+    h.see()  # an empty list of Jobs
+    assert h.reconciler.wait_synced(0)
+    assert {job.workload for job in h.reconciler._jobs.values()} == {JOBSET}
+    h.reconciler.step(ListDone(frozenset(), 0.1, "gone", JOBSET))  # the JobSet was deleted
+    assert h.reconciler._jobs == {}
+
+
+def test_a_finished_jobset_is_accounted_from_its_release() -> None:
+    h = _harness(max_replans=0, workloads=(JOBSET,))
+    _see_kind(h, JOBSET, _gang(JOBSET, release_at=at(HOUR), duration_s=3600, energy_kwh=2.0))
+    h.at(at(HOUR))
+    done = at(2 * HOUR)
+    jobsets = h.kube.for_workload(JOBSET)
+    jobsets.edit_job(
+        "ml",
+        "train",
+        lambda obj: obj.update(
+            status={
+                "conditions": [
+                    {"type": "Completed", "status": "True", "lastTransitionTime": format_time(done)}
+                ]
+            }
+        ),
+    )
+    record = read_job(jobsets.get_job("ml", "train"), None, JOBSET)
+    assert isinstance(record, TrackedJob)
+    h.reconciler.step(Changed(record.uid, record))
+    h.settle()
+    annotations = jobsets.get_job("ml", "train")["metadata"]["annotations"]
+    assert annotations[keys.ACTUAL_RUN_S] == "3600"  # from released-at: a JobSet has no startTime
+    assert h.sample("greenlight_completed_deferred_jobs_total", namespace="ml") == 1.0

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from builders import deferred_job
 
 from webhook.reconciler.feed import Changed, FeedMessage, JobFeed, ListDone, Listed, Unreadable
-from webhook.reconciler.kube import GoneError, KubeError, Page
+from webhook.reconciler.kube import GoneError, KubeError, NotFoundError, Page
+from webhook.workloads.jobset import JOBSET
 
 
 class Stream:
@@ -133,3 +136,44 @@ def test_an_unreadable_job_is_set_aside_and_the_list_and_watch_go_on() -> None:
     assert len(set_aside) == 2  # once in the list, once from the watch
     assert all(m.uid == "uid-ml-x" and "metadata.name" in m.error for m in set_aside)
     assert [m.uid for m in messages if isinstance(m, Changed)] == ["uid-ml-a"]
+
+
+class AbsentThenServed(Script):
+    """A kind whose CRD is missing for the first ``absent`` lists (404), then installed."""
+
+    def __init__(self, absent: int, lists: list[list[Page]]) -> None:
+        super().__init__(lists, [])
+        self.absent = absent
+
+    def list_jobs(
+        self, *, limit: int, continue_token: str | None = None, namespace: str | None = None
+    ) -> Page:
+        if self.absent:
+            self.absent -= 1
+            raise NotFoundError("list jobsets.jobset.x-k8s.io/v1alpha2: HTTP 404 NotFound", 404)
+        return super().list_jobs(limit=limit, continue_token=continue_token)
+
+
+def test_a_kind_not_served_counts_as_listed_empty_and_is_listed_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gang = deferred_job("gang", resource_version="5")
+    gang.update(apiVersion="jobset.x-k8s.io/v1alpha2", kind="JobSet")
+    script = AbsentThenServed(2, [[Page([gang], "10", None)]])
+    messages: list[FeedMessage] = []
+    feed = JobFeed(script, messages.append, workload=JOBSET, absent_retry_s=0.0)
+    script.feed = feed
+    with caplog.at_level(logging.INFO, logger="webhook.reconciler.feed"):
+        feed.run()
+    done = [m for m in messages if isinstance(m, ListDone)]
+    assert [(m.uids, m.cause, m.workload) for m in done] == [
+        (frozenset(), "start", JOBSET),
+        (frozenset(), "absent", JOBSET),
+        (frozenset({"uid-ml-gang"}), "absent", JOBSET),
+    ]
+    listed = [job for m in messages if isinstance(m, Listed) for job in m.jobs]
+    assert [(job.name, job.workload) for job in listed] == [("gang", JOBSET)]
+    warnings = [r for r in caplog.records if "not served" in r.getMessage()]
+    assert len(warnings) == 1  # logged once, not on every retry
+    assert "jobsets.jobset.x-k8s.io/v1alpha2" in warnings[0].getMessage()
+    assert any("is served now" in r.getMessage() for r in caplog.records)
