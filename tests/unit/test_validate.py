@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 from reviews import GREENLIGHT_USER, body, job, review
@@ -171,7 +172,7 @@ def test_an_unknown_gpu_model_is_refused_naming_the_known_ones() -> None:
 
 
 def test_a_forged_release_on_a_pytorchjob_names_its_own_suspend_flag() -> None:
-    old = {
+    old: dict[str, Any] = {
         "apiVersion": "kubeflow.org/v1",
         "kind": "PyTorchJob",
         "metadata": {"name": "ddp", "namespace": "ml", "annotations": DEFERRED},

@@ -171,10 +171,11 @@ def host_webhook_configurations(
     chart registers them, but with ``clientConfig.url`` (``base_url`` + ``/mutate`` or
     ``/validate``) for a server running on this host instead of a Service.
 
-    The kinds ``workloads`` (all greenlight knows by default, as ``workloads.enabled``); opt-in by the ``greenlight.dev/enabled=true`` namespace label;
-    ``excluded_namespaces`` left out by the immutable ``kubernetes.io/metadata.name`` label (a
-    mutable exemption label would let anyone opt out); fail open (``failurePolicy: Ignore``);
-    ``sideEffects: None`` so that dry-run requests reach the webhook.
+    The kinds ``workloads`` (all greenlight knows by default, as ``workloads.enabled``);
+    opt-in by the ``greenlight.dev/enabled=true`` namespace label; ``excluded_namespaces`` left
+    out by the immutable ``kubernetes.io/metadata.name`` label (a mutable exemption label would
+    let anyone opt out); fail open (``failurePolicy: Ignore``); ``sideEffects: None`` so that
+    dry-run requests reach the webhook.
     """
     namespace_selector = {
         "matchExpressions": [
