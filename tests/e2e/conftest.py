@@ -12,6 +12,8 @@ Fixtures (all built on ``webhook.devtools.localcluster.LocalControlPlane``):
 - ``kube_api`` (session): a ``kubernetes.client.ApiClient`` for the admin.
 - ``make_namespace`` (function): ``make_namespace(opted_in=True, labels=..., annotations=...)``
   -> a fresh namespace name (``greenlight.dev/enabled=true`` when opted in).
+- ``jobsets`` (session): the real JobSet controller, its CRD and webhooks
+  (tests/e2e/jobset_controller.py).
 - ``register_webhook`` (function): ``register_webhook(base_url, ca_bundle, effective=...)``
   registers greenlight's mutating and validating configurations the way the Helm chart does
   (``webhook.devtools.localcluster.host_webhook_configurations``), but with
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jobset_controller import jobset_controller
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
@@ -81,6 +84,15 @@ def workloads_plane(control_plane: LocalControlPlane) -> LocalControlPlane:
     if missing:
         pytest.fail(f"the Job end-to-end tests need kwok and friends: {missing}", pytrace=False)
     return control_plane
+
+
+@pytest.fixture(scope="session")
+def jobsets(
+    workloads_plane: LocalControlPlane, kube_api: client.ApiClient, tmp_path_factory: Any
+) -> Iterator[None]:
+    """The real JobSet controller (and its CRD and webhooks) for the rest of the session."""
+    with jobset_controller(workloads_plane, kube_api, tmp_path_factory.mktemp("jobset")):
+        yield
 
 
 def _missing_binary(start: Callable[[], object]) -> str:

@@ -37,7 +37,10 @@ STEP_S = 30
 
 @pytest.fixture(scope="module")
 def kueue(
-    workloads_plane: LocalControlPlane, kube_api: client.ApiClient, tmp_path_factory: Any
+    workloads_plane: LocalControlPlane,
+    kube_api: client.ApiClient,
+    tmp_path_factory: Any,
+    jobsets: None,  # Kueue manages JobSets too: their CRD must be there when it starts
 ) -> Iterator[None]:
     with kueue_manager(workloads_plane, kube_api, tmp_path_factory.mktemp("kueue")):
         custom = client.CustomObjectsApi(kube_api)
@@ -68,8 +71,8 @@ def _apply(custom: Any, plural: str, body: dict[str, Any], namespace: str | None
             raise
 
 
-def clean_minute_replay(directory: Path) -> tuple[str, datetime]:
-    """A week of 30-second steps for ZONE, clean for one minute from the returned time."""
+def clean_minute_replay(directory: Path, zone: str = ZONE) -> tuple[str, datetime]:
+    """A week of 30-second steps for ``zone``, clean for one minute from the returned time."""
     now = datetime.now(UTC).timestamp()
     window = math.ceil((now + 90) / STEP_S) * STEP_S
     window_of_week = (window - MONDAY_OFFSET_S) % WEEK_S
@@ -80,9 +83,9 @@ def clean_minute_replay(directory: Path) -> tuple[str, datetime]:
         of_week = (int(moment.timestamp()) - MONDAY_OFFSET_S) % WEEK_S
         value = 50.0 if (of_week - window_of_week) % WEEK_S < 60 else 500.0
         lines.append(
-            f"{moment:%Y-%m-%d %H:%M:%S},Testland,Testland,{ZONE},{value},{value},50,50,t,false,"
+            f"{moment:%Y-%m-%d %H:%M:%S},Testland,Testland,{zone},{value},{value},50,50,t,false,"
         )
-    path = directory / "kueue.csv"
+    path = directory / f"{zone.lower()}.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return str(path), datetime.fromtimestamp(window, UTC)
 
