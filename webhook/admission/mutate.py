@@ -48,6 +48,7 @@ from webhook.core.planner import Plan, PlannerSettings, PlanRequest, latest_star
 from webhook.core.planrecord import forecast_age as _forecast_age
 from webhook.core.planrecord import plan_annotation_parts as _plan_output_parts
 from webhook.core.provenance import SigningKeys
+from webhook.core.reasons import ReasonCode
 from webhook.core.resources import JobSpecError, WorkloadResources
 from webhook.core.series import StepSeries, to_epoch
 from webhook.telemetry.metrics import Metrics
@@ -228,7 +229,7 @@ class Judgement:
     response: AdmissionResponse
     decision: Decision | None
     """None: not judged (not a Job creation, already judged, excluded namespace)."""
-    code: str
+    code: ReasonCode
     reason: str
     plan: Plan | None = None
     energy_kwh: float | None = None
@@ -294,11 +295,11 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _unjudged(request: AdmissionRequest, code: str, reason: str) -> Judgement:
+def _unjudged(request: AdmissionRequest, code: ReasonCode, reason: str) -> Judgement:
     return Judgement(AdmissionResponse(uid=request.uid, allowed=True), None, code, reason)
 
 
-def _outputs(decision: Decision, code: str, reason: str, now: datetime) -> dict[str, str]:
+def _outputs(decision: Decision, code: ReasonCode, reason: str, now: datetime) -> dict[str, str]:
     return {
         keys.DECISION: decision.value,
         keys.REASON: reason,
@@ -317,7 +318,7 @@ def _skipped(
 
 def _run_now(
     request: AdmissionRequest,
-    code: str,
+    code: ReasonCode,
     reason: str,
     now: datetime,
     extra: Mapping[str, str] | None = None,
@@ -340,23 +341,23 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
     settings = context.settings
     signer = context.signing_keys
     if not request.is_job or request.operation != "CREATE":
-        return _unjudged(request, "not-a-job-create", "only Job creation is judged")
+        return _unjudged(request, ReasonCode.NOT_A_JOB_CREATE, "only Job creation is judged")
     if request.namespace in settings.webhook.excluded_namespaces or (
         request.namespace == settings.server.namespace
     ):
         return _unjudged(
-            request, "excluded-namespace", f"namespace {request.namespace} is excluded"
+            request, ReasonCode.EXCLUDED_NAMESPACE, f"namespace {request.namespace} is excluded"
         )
     metadata = _mapping(request.object.get("metadata"))
     annotations = _string_map(metadata.get("annotations"))
     if keys.DECISION in annotations:
-        return _unjudged(request, "already-judged", "the Job already carries a decision")
+        return _unjudged(request, ReasonCode.ALREADY_JUDGED, "the Job already carries a decision")
 
     parsed = keys.parse_inputs(annotations)
     if parsed.errors:
         bad = ", ".join(error.key for error in parsed.errors)
         return _skipped(
-            request, Skip("invalid-annotations", f"bad annotations: {bad}"), now, signer
+            request, Skip(ReasonCode.INVALID_ANNOTATIONS, f"bad annotations: {bad}"), now, signer
         )
     job_inputs = parsed.inputs
     effective = context.memo.effective_inputs(
@@ -388,7 +389,11 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
         )
     except (JobSpecError, EnergyModelError) as e:
         return _run_now(
-            request, "no-estimate", f"energy cannot be estimated: {e}", now, signing_keys=signer
+            request,
+            ReasonCode.NO_ESTIMATE,
+            f"energy cannot be estimated: {e}",
+            now,
+            signing_keys=signer,
         )
 
     zone = effective.zone or settings.webhook.zone
@@ -397,7 +402,7 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
     if forecast.series is None:
         return _run_now(
             request,
-            "no-forecast",
+            ReasonCode.NO_FORECAST,
             f"no forecast for zone {zone}: {forecast.reason}",
             now,
             signing_keys=signer,
@@ -409,7 +414,7 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
     if age_s > settings.webhook.forecast_max_age_s:
         return _run_now(
             request,
-            "stale-forecast",
+            ReasonCode.STALE_FORECAST,
             f"the forecast for zone {zone} is {age_s:.0f} s old, over the "
             f"{settings.webhook.forecast_max_age_s} s limit",
             now,
@@ -479,7 +484,7 @@ class Admission:
         self._metrics = metrics
         self._clock = clock
         self._trusted = frozenset(context.settings.webhook.trusted_usernames)
-        self._decision_counters: dict[tuple[Decision, str], Any] = {}
+        self._decision_counters: dict[tuple[Decision, ReasonCode], Any] = {}
         self._cost_now = metrics.cost.labels(when="now")
         self._cost_planned = metrics.cost.labels(when="planned")
         self._last_numbers: tuple[tuple[Plan, str | None, float | None], str] | None = None
@@ -493,7 +498,7 @@ class Admission:
     def validate(self, request: AdmissionRequest) -> AdmissionResponse:
         return validate(request, self._trusted, self._context.catalog, self._context.signing_keys)
 
-    def _decision_counter(self, decision: Decision, code: str) -> Any:
+    def _decision_counter(self, decision: Decision, code: ReasonCode) -> Any:
         """The decisions counter's child for these labels (``labels()`` is a locked lookup
         that builds the label tuple on every call; reason codes are few and stable)."""
         key = (decision, code)

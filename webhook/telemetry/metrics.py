@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from webhook.core.reasons import decision_reasons
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 _LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -53,6 +55,10 @@ class Metrics:
             ["decision", "reason"],
             registry=r,
         )
+        # Every pair at 0 before its first decision: a series that appears at 1 hides that
+        # first decision from increase().
+        for decision, code in decision_reasons():
+            self.decisions.labels(decision=decision.value, reason=code.value)
         self.planned_delay = Histogram(
             "greenlight_planned_delay_seconds",
             "Delay between admission and the planned release of deferred Jobs.",
