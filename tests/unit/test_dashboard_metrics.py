@@ -110,6 +110,9 @@ def test_a_zone_wanted_later_exports_its_provider_errors_at_zero() -> None:
     assert (
         metrics.registry.get_sample_value("greenlight_provider_errors_total", {"zone": "FR"}) == 0
     )
+    for result in ("ok", "failed", "timeout"):
+        labels = {"zone": "FR", "result": result}
+        assert metrics.registry.get_sample_value("greenlight_on_demand_fetches_total", labels) == 0
 
 
 def test_every_request_the_reconciler_counts_is_started_at_zero() -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 from webhook.admission.classify import Skip, never_defer, no_room, owned_by_cronjob
 from webhook.admission.review import AdmissionRequest, AdmissionResponse, diff_patch
 from webhook.admission.validate import validate
+from webhook.carbon.refresher import FetchResult, OnDemandFetch
 from webhook.config.settings import Settings
 from webhook.core import annotations as keys
 from webhook.core.annotations import (
@@ -205,6 +206,8 @@ class MutationContext:
     want_zone: Callable[[str], None] = lambda zone: None
     signing_keys: SigningKeys | None = None
     """Sign every decision (None: unsigned; the reconciler then cannot tell it from a forgery)."""
+    fetch_zone: Callable[[str], Awaitable[OnDemandFetch | None]] | None = None
+    """Fetch a zone never fetched yet, within the admission budget (None: never on demand)."""
     memo: DecisionMemo = dataclasses.field(default_factory=DecisionMemo)
 
     @functools.cached_property
@@ -336,8 +339,25 @@ def _run_now(
     )
 
 
-def judge(request: AdmissionRequest, context: MutationContext, now: datetime) -> Judgement:
-    """The decision on one admission request (pure: no I/O, no metrics, no logs)."""
+def _fetch_note(fetched: OnDemandFetch | None) -> str:
+    """What an on-demand fetch that left no forecast adds to the reason."""
+    if fetched is None or fetched.result == FetchResult.OK:
+        return ""
+    if fetched.result == FetchResult.TIMEOUT:
+        return f"; on-demand fetch timed out after {fetched.waited_s:.1f} s"
+    return f"; on-demand fetch found no data after {fetched.waited_s:.1f} s"
+
+
+def judge(
+    request: AdmissionRequest,
+    context: MutationContext,
+    now: datetime,
+    *,
+    fetched: OnDemandFetch | None = None,
+) -> Judgement:
+    """The decision on one admission request (pure: no I/O, no metrics, no logs).
+    ``fetched``: the on-demand fetch of the Job's zone made since a first judgement found no
+    forecast (its outcome goes into the reason when there is still none)."""
     settings = context.settings
     signer = context.signing_keys
     if not request.is_job or request.operation != "CREATE":
@@ -403,7 +423,7 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
         return _run_now(
             request,
             ReasonCode.NO_FORECAST,
-            f"no forecast for zone {zone}: {forecast.reason}",
+            f"no forecast for zone {zone}: {forecast.reason}{_fetch_note(fetched)}",
             now,
             signing_keys=signer,
             energy_kwh=estimate.energy_kwh,
@@ -490,7 +510,21 @@ class Admission:
         self._last_numbers: tuple[tuple[Plan, str | None, float | None], str] | None = None
 
     def mutate(self, request: AdmissionRequest) -> AdmissionResponse:
+        """Judge on what is held in memory (no waiting)."""
+        return self._answer(request, judge(request, self._context, self._clock()))
+
+    async def admit(self, request: AdmissionRequest) -> AdmissionResponse:
+        """:meth:`mutate`, except that a Job in a zone never fetched yet waits for that zone's
+        forecast (fetched on demand, within its timeout) and is judged again on it."""
         judgement = judge(request, self._context, self._clock())
+        fetch = self._context.fetch_zone
+        if fetch is not None and judgement.code == ReasonCode.NO_FORECAST and judgement.zone:
+            fetched = await fetch(judgement.zone)
+            if fetched is not None:
+                judgement = judge(request, self._context, self._clock(), fetched=fetched)
+        return self._answer(request, judgement)
+
+    def _answer(self, request: AdmissionRequest, judgement: Judgement) -> AdmissionResponse:
         if judgement.decision is not None and not request.dry_run:
             self._record(request, judgement)
         return judgement.response
