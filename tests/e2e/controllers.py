@@ -38,10 +38,12 @@ def install_crds(plane: LocalControlPlane, component: str) -> None:
     plane.kubectl("apply", "--server-side", "-f", f"{CONTROLLERS / 'crds' / component}/")
     # Right after the apply a CRD may have no conditions yet, which `kubectl wait` refuses.
     wait_until(
-        lambda: plane.kubectl(
-            "wait", "--for=condition=Established", "crd", "--all", "--timeout=30s", check=False
-        ).returncode
-        == 0,
+        lambda: (
+            plane.kubectl(
+                "wait", "--for=condition=Established", "crd", "--all", "--timeout=30s", check=False
+            ).returncode
+            == 0
+        ),
         timeout_s=120,
         what=f"the {component} CRDs to be established",
     )

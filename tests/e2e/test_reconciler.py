@@ -430,6 +430,21 @@ def test_a_deferred_job_is_released_at_its_window_runs_and_its_actual_emissions_
 ) -> None:
     namespace = make_namespace(opted_in=False)
     reconciler = cluster.reconciler()
+    wait_until(reconciler.leads, timeout_s=60, what="the reconciler to lead")
+    let_run = {
+        "forged-run-now": ("run-now", "best-now", "no later window is cleaner than running now"),
+        "ran-now": ("run-now", "best-now", "no later window is cleaner than running now"),
+        "skipped": ("skipped", "helm-hook", "Helm hook Jobs run at once"),
+    }
+    for name, (decision, code, reason) in let_run.items():
+        outputs = {keys.DECISION: decision, keys.REASON_CODE: code, keys.REASON: reason}
+        if decision == "run-now":
+            outputs |= {keys.INTENSITY_NOW: "500.0", keys.EMISSIONS_NOW_G: "1000.0"}
+        job = plain_job(name, outputs)
+        job["spec"]["template"]["spec"]["nodeSelector"] = NOWHERE
+        cluster.batch.create_namespaced_job(
+            namespace, job if name.startswith("forged") else signed(namespace, job)
+        )
     cluster.batch.create_namespaced_job(
         namespace, signed(namespace, deferred_job("train", release_in_s=6, release_by_in_s=300))
     )
@@ -467,6 +482,35 @@ def test_a_deferred_job_is_released_at_its_window_runs_and_its_actual_emissions_
     assert "reason window" in described
     assert "actual emissions" in described
 
+    # One Event each for the Jobs the webhook let run, recorded in watch order: the unsigned
+    # one, created first, would have been recorded before them.
+    let_run_events = {
+        name: [
+            (e.reason, e.type, e.message)
+            for e in cluster.events(namespace, cluster.job(namespace, name).metadata.uid)
+            if e.source.component == "greenlight"  # not the Job controller's SuccessfulCreate
+        ]
+        for name in let_run
+    }
+    assert let_run_events == {
+        "forged-run-now": [],
+        "ran-now": [
+            (
+                "RanNow",
+                "Normal",
+                "Ran at once [best-now]: no later window is cleaner than running now "
+                "(intensity now 500 g/kWh, expected emissions 1000 g CO2eq)",
+            )
+        ],
+        "skipped": [
+            (
+                "Skipped",
+                "Normal",
+                "Not deferrable, ran at once [helm-hook]: Helm hook Jobs run at once",
+            )
+        ],
+    }
+
     assert reconciler.metric("greenlight_overdue_deferred_jobs") == 0.0
     assert reconciler.metric("greenlight_completed_deferred_jobs_total", namespace=namespace) == 1
     history = wait_until(
@@ -495,7 +539,7 @@ def test_a_deferred_job_is_released_at_its_window_runs_and_its_actual_emissions_
         env=cluster.environ(),
     )
     document = json.loads(report.stdout)
-    (row,) = document["jobs"]
+    (row,) = [r for r in document["jobs"] if r["name"] == "train"]  # the others ran at once
     assert (row["name"], row["release_reason"]) == ("train", "window")
     assert row["actual_emissions_g"] == pytest.approx(emissions, abs=0.1)
     assert document["namespaces"][0]["accounted"] == 1

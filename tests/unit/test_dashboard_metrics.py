@@ -12,6 +12,7 @@ from webhook.admission.server import create_app
 from webhook.carbon.refresher import Refresher, WarmForecasts
 from webhook.carbon.registry import build_forecast_source
 from webhook.config.settings import Settings
+from webhook.core.reasons import decision_reasons
 from webhook.reconciler.decide import ReleaseReason
 from webhook.telemetry.metrics import RECONCILER_API_REQUESTS, Metrics, ReconcilerMetrics
 
@@ -27,11 +28,6 @@ BOUND_BY_THE_APP = {
     "greenlight_estimated_cost_usd_total",
     "greenlight_fail_open_total",
 }
-# Labelled by a reason code chosen where the decision is made (codes are literals spread over
-# admission/ and core/planner.py, with no one list to start them from): still bound on first
-# use, so increase() misses the first decision of each (decision, reason). Issue 16 leaves it.
-BOUND_ON_FIRST_USE = {"greenlight_decisions_total"}
-LABELLED_AT_ADMISSION = BOUND_BY_THE_APP | BOUND_ON_FIRST_USE
 
 
 def test_every_increase_spans_a_grafana_range() -> None:
@@ -51,7 +47,7 @@ def test_every_counter_the_dashboard_reads_exists_at_zero_before_its_first_event
         name
         for e in EXPRS
         for name in re.findall(r"\b(greenlight_\w+_total)\b", e)
-        if name not in LABELLED_AT_ADMISSION
+        if name not in BOUND_BY_THE_APP
     }
     assert len(read) >= 8
     for name in read:
@@ -68,6 +64,13 @@ def test_every_counter_the_dashboard_reads_exists_at_zero_before_its_first_event
     }
     assert releases == {reason.value for reason in ReleaseReason}
     assert ("greenlight_completed_deferred_jobs_total", (("namespace", "ml"),)) in values
+    decisions = {
+        (dict(labels)["decision"], dict(labels)["reason"])
+        for name, labels in values
+        if name == "greenlight_decisions_total"
+    }
+    assert decisions == {(d.value, c.value) for d, c in decision_reasons()}
+    assert ("run-now", "no-forecast") in decisions
 
 
 def test_the_admission_counters_exist_at_zero_once_the_app_is_built() -> None:
@@ -107,6 +110,9 @@ def test_a_zone_wanted_later_exports_its_provider_errors_at_zero() -> None:
     assert (
         metrics.registry.get_sample_value("greenlight_provider_errors_total", {"zone": "FR"}) == 0
     )
+    for result in ("ok", "failed", "timeout"):
+        labels = {"zone": "FR", "result": result}
+        assert metrics.registry.get_sample_value("greenlight_on_demand_fetches_total", labels) == 0
 
 
 def test_every_request_the_reconciler_counts_is_started_at_zero() -> None:

@@ -17,6 +17,7 @@ from webhook.core.annotations import Inputs, Mode
 from webhook.core.cost import FlatPrice
 from webhook.core.energy import load_catalog
 from webhook.core.forecast import ForecastResult, ForecastUncertainty
+from webhook.core.reasons import ReasonCode, decision_reasons
 from webhook.core.series import StepSeries, to_epoch
 from webhook.telemetry.metrics import Metrics
 
@@ -485,6 +486,96 @@ def test_every_decision_is_counted_and_logged_with_its_own_numbers(
         "greenlight_decisions_total", {"decision": "deferred", "reason": "window"}
     )
     assert counted == 3
+
+
+def _jobset_child() -> dict[str, Any]:
+    obj = job()
+    obj["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": "jobset.x-k8s.io/v1alpha2",
+            "kind": "JobSet",
+            "name": "sweep",
+            "uid": "0b7c5c7e-0000-4000-8000-000000000002",
+            "controller": True,
+        }
+    ]
+    return obj
+
+
+_FLAT = StepSeries.regular(to_epoch(NOW) - HOUR, HOUR, [300.0] * 48)
+_SHORT = StepSeries.regular(to_epoch(NOW) - HOUR, HOUR, [400.0, 100.0])
+_NO_WAIT = Settings(webhook=WebhookSettings(min_wait_s=0))
+# One scenario per (decision, reason code) the admission path can record.
+REASON_SCENARIOS = [
+    pytest.param(job(annotations={keys.MODE: "loud"}), {}, ("skipped", "invalid-annotations")),
+    pytest.param(job(annotations={keys.SKIP: "true"}), {}, ("skipped", "skip-annotation")),
+    pytest.param(job(annotations={"helm.sh/hook": "pre-upgrade"}), {}, ("skipped", "helm-hook")),
+    pytest.param(
+        job(annotations={"argocd.argoproj.io/hook": "Sync"}), {}, ("skipped", "argocd-hook")
+    ),
+    pytest.param(_jobset_child(), {}, ("skipped", "owned-by-workload")),
+    pytest.param(job(labels={"kueue.x-k8s.io/queue-name": "q"}), {}, ("skipped", "kueue")),
+    pytest.param(job(suspend=True), {}, ("skipped", "user-suspended")),
+    pytest.param(job(owner_kind="CronJob"), {}, ("skipped", "cronjob")),
+    pytest.param(job(annotations={keys.MAX_DELAY: "30s"}), {}, ("skipped", "no-room")),
+    pytest.param(
+        job(gpu_product=None, annotations={keys.GPU_MODEL: "Voodoo2"}),
+        {},
+        ("run-now", "no-estimate"),
+    ),
+    pytest.param(job(), {"forecasts": FixedForecasts(None)}, ("run-now", "no-forecast")),
+    pytest.param(
+        job(),
+        {"forecasts": FixedForecasts(_dirty_then_clean(), age_s=7 * HOUR)},
+        ("run-now", "stale-forecast"),
+    ),
+    pytest.param(job(), {"forecasts": FixedForecasts(_FLAT)}, ("run-now", "best-now")),
+    pytest.param(
+        job(annotations={keys.MIN_SAVINGS: "90"}), {}, ("run-now", "saving-below-threshold")
+    ),
+    pytest.param(
+        job(),
+        {"forecasts": FixedForecasts(_dirty_then_clean(), uncertainty=ForecastUncertainty(500.0))},
+        ("run-now", "saving-within-uncertainty"),
+    ),
+    pytest.param(
+        job(annotations={keys.MAX_DELAY: "0s"}),
+        {"settings": _NO_WAIT},
+        ("run-now", "no-room-before-deadline"),
+    ),
+    pytest.param(
+        job(annotations={keys.EXPECTED_DURATION: "3h"}),
+        {"forecasts": FixedForecasts(_SHORT)},
+        ("run-now", "forecast-too-short"),
+    ),
+    pytest.param(job(), {}, ("deferred", "window")),
+    pytest.param(job(annotations={keys.MODE: "observe"}), {}, ("observed", "window")),
+]
+
+
+@pytest.mark.parametrize(
+    ("obj", "context_kwargs", "expected"),
+    REASON_SCENARIOS,
+    ids=["/".join(p.values[2]) for p in REASON_SCENARIOS],  # type: ignore[arg-type]
+)
+def test_each_reason_code_is_recorded_with_its_decision(
+    obj: dict[str, Any], context_kwargs: dict[str, Any], expected: tuple[str, str]
+) -> None:
+    request = _request(obj)
+    judgement = judge(request, _context(**context_kwargs), NOW)
+    assert judgement.decision is not None
+    assert isinstance(judgement.code, ReasonCode)
+    assert (judgement.decision.value, judgement.code.value) == expected
+    annotations = apply_patch(request.object, judgement.response.patch)["metadata"]["annotations"]
+    assert (annotations[keys.DECISION], annotations[keys.REASON_CODE]) == expected
+
+
+def test_the_reason_scenarios_cover_every_pair_the_counter_starts_at_zero() -> None:
+    """With the test above: every pair declared is reachable, and every one reached is declared
+    (so none can appear in greenlight_decisions_total without having been started at 0)."""
+    covered = {p.values[2] for p in REASON_SCENARIOS}
+    declared = {(d.value, c.value) for d, c in decision_reasons()}
+    assert covered == declared, covered ^ declared
 
 
 def _gang_request(obj: dict[str, Any], group: str, version: str) -> AdmissionRequest:

@@ -16,7 +16,7 @@ from webhook.admission import certs
 from webhook.admission.review import MAX_BODY_BYTES
 from webhook.admission.server import create_app
 from webhook.admission.tls import ReloadingTLS
-from webhook.config.settings import Settings
+from webhook.config.settings import Settings, WebhookSettings
 from webhook.core import annotations as keys
 from webhook.core.forecast import ForecastResult
 from webhook.telemetry.metrics import Metrics
@@ -61,6 +61,23 @@ def test_mutate_judges_a_job_on_the_embedded_defaults(client: TestClient) -> Non
     assert added["value"][keys.DECISION] in {"deferred", "run-now"}
     assert added["value"][keys.PROVIDER] == "replay"
     assert added["value"][keys.FORECAST_SOURCE] == "provider"
+
+
+def test_mutate_fetches_a_zone_not_fetched_yet_before_judging_the_job() -> None:
+    settings = Settings(webhook=WebhookSettings(on_demand_fetch_timeout_s=25))
+    with TestClient(create_app(settings)) as test_client:
+        refresher = test_client.app.state.refresher  # type: ignore[attr-defined]
+        test_client.portal.call(refresher.first_round.wait)  # type: ignore[union-attr]
+        assert not refresher.fetched("GB")
+        reply = test_client.post(
+            "/mutate", content=body(review(job(annotations={keys.ZONE: "GB"})))
+        )
+        added = next(
+            op for op in _patch(_response(reply.content)) if op["path"] == "/metadata/annotations"
+        )
+        assert added["value"][keys.REASON_CODE] != "no-forecast", added["value"][keys.REASON]
+        assert added["value"][keys.PLANNED_ZONE] == "GB"
+        assert refresher.fetched("GB")
 
 
 @pytest.mark.parametrize(

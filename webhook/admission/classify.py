@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from webhook.core.annotations import Inputs
+from webhook.core.reasons import ReasonCode
 from webhook.workloads.base import Workload, is_suspended
 from webhook.workloads.job import JOB
 from webhook.workloads.kinds import workload_parent
@@ -37,7 +38,7 @@ CRONJOB_SCHEDULED_AT = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 class Skip:
     """Why a Job is not deferred: ``code`` is stable and low-cardinality, ``reason`` is prose."""
 
-    code: str
+    code: ReasonCode
     reason: str
 
 
@@ -74,28 +75,34 @@ def never_defer(
     annotations = _mapping(metadata.get("annotations"))
     labels = _mapping(metadata.get("labels"))
     if effective.skip:
-        return Skip("skip-annotation", "greenlight.dev/skip is true")
+        return Skip(ReasonCode.SKIP_ANNOTATION, "greenlight.dev/skip is true")
     if HELM_HOOK in annotations:
-        return Skip("helm-hook", "Helm hook Jobs run at once: a suspended hook hangs the release")
+        return Skip(
+            ReasonCode.HELM_HOOK, "Helm hook Jobs run at once: a suspended hook hangs the release"
+        )
     if ARGOCD_HOOK in annotations:
-        return Skip("argocd-hook", "Argo CD hook Jobs run at once: a suspended hook hangs the sync")
+        return Skip(
+            ReasonCode.ARGOCD_HOOK, "Argo CD hook Jobs run at once: a suspended hook hangs the sync"
+        )
     parent = workload_parent(job)
     if parent is not None:
         return Skip(
-            "owned-by-workload",
+            ReasonCode.OWNED_BY_WORKLOAD,
             f"part of {parent.kind} {parent.name}: the {parent.kind} is the gang greenlight "
             "judges, its children are never held back on their own",
         )
     if KUEUE_QUEUE_LABEL in labels:
-        return Skip("kueue", "Kueue manages this Job's suspension (kueue.x-k8s.io/queue-name)")
+        return Skip(
+            ReasonCode.KUEUE, "Kueue manages this Job's suspension (kueue.x-k8s.io/queue-name)"
+        )
     if is_suspended(workload, job):
         return Skip(
-            "user-suspended",
+            ReasonCode.USER_SUSPENDED,
             "created suspended by its owner: greenlight never releases such a Job",
         )
     if owned_by_cronjob(job) and job_inputs.max_delay_s is None and job_inputs.deadline is None:
         return Skip(
-            "cronjob",
+            ReasonCode.CRONJOB,
             "created by a CronJob without greenlight.dev/max-delay or greenlight.dev/deadline "
             "in its jobTemplate: a waiting run could block or be replaced by the next one",
         )
@@ -106,7 +113,7 @@ def no_room(arrival: datetime, latest_start: datetime, min_delay_s: float = 60.0
     """Skip when the deadline leaves less than ``min_delay_s`` to wait: nothing to plan."""
     if (latest_start - arrival).total_seconds() < min_delay_s:
         return Skip(
-            "no-room",
+            ReasonCode.NO_ROOM,
             "the deadline or max-delay leaves no room to wait "
             f"(latest start {latest_start.isoformat()})",
         )

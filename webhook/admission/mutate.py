@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 from webhook.admission.classify import Skip, never_defer, no_room, owned_by_cronjob
 from webhook.admission.review import AdmissionRequest, AdmissionResponse, diff_patch
 from webhook.admission.validate import validate
+from webhook.carbon.refresher import FetchResult, OnDemandFetch
 from webhook.config.settings import Settings
 from webhook.core import annotations as keys
 from webhook.core.annotations import (
@@ -48,6 +49,7 @@ from webhook.core.planner import Plan, PlannerSettings, PlanRequest, latest_star
 from webhook.core.planrecord import forecast_age as _forecast_age
 from webhook.core.planrecord import plan_annotation_parts as _plan_output_parts
 from webhook.core.provenance import SigningKeys
+from webhook.core.reasons import ReasonCode
 from webhook.core.resources import JobSpecError, WorkloadResources
 from webhook.core.series import StepSeries, to_epoch
 from webhook.telemetry.metrics import Metrics
@@ -203,6 +205,8 @@ class MutationContext:
     want_zone: Callable[[str], None] = lambda zone: None
     signing_keys: SigningKeys | None = None
     """Sign every decision (None: unsigned; the reconciler then cannot tell it from a forgery)."""
+    fetch_zone: Callable[[str], Awaitable[OnDemandFetch | None]] | None = None
+    """Fetch a zone never fetched yet, within the admission budget (None: never on demand)."""
     memo: DecisionMemo = dataclasses.field(default_factory=DecisionMemo)
 
     @functools.cached_property
@@ -227,7 +231,7 @@ class Judgement:
     response: AdmissionResponse
     decision: Decision | None
     """None: not judged (not a Job creation, already judged, excluded namespace)."""
-    code: str
+    code: ReasonCode
     reason: str
     plan: Plan | None = None
     energy_kwh: float | None = None
@@ -294,11 +298,11 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _unjudged(request: AdmissionRequest, code: str, reason: str) -> Judgement:
+def _unjudged(request: AdmissionRequest, code: ReasonCode, reason: str) -> Judgement:
     return Judgement(AdmissionResponse(uid=request.uid, allowed=True), None, code, reason)
 
 
-def _outputs(decision: Decision, code: str, reason: str, now: datetime) -> dict[str, str]:
+def _outputs(decision: Decision, code: ReasonCode, reason: str, now: datetime) -> dict[str, str]:
     return {
         keys.DECISION: decision.value,
         keys.REASON: reason,
@@ -317,7 +321,7 @@ def _skipped(
 
 def _run_now(
     request: AdmissionRequest,
-    code: str,
+    code: ReasonCode,
     reason: str,
     now: datetime,
     extra: Mapping[str, str] | None = None,
@@ -335,35 +339,56 @@ def _run_now(
     )
 
 
-def judge(request: AdmissionRequest, context: MutationContext, now: datetime) -> Judgement:
-    """The decision on one admission request (pure: no I/O, no metrics, no logs)."""
+def _fetch_note(fetched: OnDemandFetch | None) -> str:
+    """What an on-demand fetch that left no forecast adds to the reason."""
+    if fetched is None or fetched.result == FetchResult.OK:
+        return ""
+    if fetched.result == FetchResult.TIMEOUT:
+        return f"; on-demand fetch timed out after {fetched.waited_s:.1f} s"
+    return f"; on-demand fetch found no data after {fetched.waited_s:.1f} s"
+
+
+def judge(
+    request: AdmissionRequest,
+    context: MutationContext,
+    now: datetime,
+    *,
+    fetched: OnDemandFetch | None = None,
+) -> Judgement:
+    """The decision on one admission request (pure: no I/O, no metrics, no logs).
+    ``fetched``: the on-demand fetch of the Job's zone made since a first judgement found no
+    forecast (its outcome goes into the reason when there is still none)."""
     settings = context.settings
     signer = context.signing_keys
     workload = request.workload
     if workload is None or request.operation != "CREATE":
-        return _unjudged(request, "not-a-job-create", "only workload creation is judged")
+        return _unjudged(request, ReasonCode.NOT_A_JOB_CREATE, "only workload creation is judged")
     if not settings.workloads.judges(workload):
         return _unjudged(
-            request, "kind-not-enabled", f"{workload.gvk.kind} is not in workloads.enabled"
+            request,
+            ReasonCode.KIND_NOT_ENABLED,
+            f"{workload.gvk.kind} is not in workloads.enabled",
         )
     if request.namespace in settings.webhook.excluded_namespaces or (
         request.namespace == settings.server.namespace
     ):
         return _unjudged(
-            request, "excluded-namespace", f"namespace {request.namespace} is excluded"
+            request, ReasonCode.EXCLUDED_NAMESPACE, f"namespace {request.namespace} is excluded"
         )
     metadata = _mapping(request.object.get("metadata"))
     annotations = _string_map(metadata.get("annotations"))
     if keys.DECISION in annotations:
         return _unjudged(
-            request, "already-judged", f"the {workload.gvk.kind} already carries a decision"
+            request,
+            ReasonCode.ALREADY_JUDGED,
+            f"the {workload.gvk.kind} already carries a decision",
         )
 
     parsed = keys.parse_inputs(annotations)
     if parsed.errors:
         bad = ", ".join(error.key for error in parsed.errors)
         return _skipped(
-            request, Skip("invalid-annotations", f"bad annotations: {bad}"), now, signer
+            request, Skip(ReasonCode.INVALID_ANNOTATIONS, f"bad annotations: {bad}"), now, signer
         )
     job_inputs = parsed.inputs
     effective = context.memo.effective_inputs(
@@ -395,7 +420,11 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
         )
     except (JobSpecError, EnergyModelError) as e:
         return _run_now(
-            request, "no-estimate", f"energy cannot be estimated: {e}", now, signing_keys=signer
+            request,
+            ReasonCode.NO_ESTIMATE,
+            f"energy cannot be estimated: {e}",
+            now,
+            signing_keys=signer,
         )
 
     zone = effective.zone or settings.webhook.zone
@@ -404,8 +433,8 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
     if forecast.series is None:
         return _run_now(
             request,
-            "no-forecast",
-            f"no forecast for zone {zone}: {forecast.reason}",
+            ReasonCode.NO_FORECAST,
+            f"no forecast for zone {zone}: {forecast.reason}{_fetch_note(fetched)}",
             now,
             signing_keys=signer,
             energy_kwh=estimate.energy_kwh,
@@ -416,7 +445,7 @@ def judge(request: AdmissionRequest, context: MutationContext, now: datetime) ->
     if age_s > settings.webhook.forecast_max_age_s:
         return _run_now(
             request,
-            "stale-forecast",
+            ReasonCode.STALE_FORECAST,
             f"the forecast for zone {zone} is {age_s:.0f} s old, over the "
             f"{settings.webhook.forecast_max_age_s} s limit",
             now,
@@ -486,13 +515,27 @@ class Admission:
         self._metrics = metrics
         self._clock = clock
         self._trusted = frozenset(context.settings.webhook.trusted_usernames)
-        self._decision_counters: dict[tuple[Decision, str], Any] = {}
+        self._decision_counters: dict[tuple[Decision, ReasonCode], Any] = {}
         self._cost_now = metrics.cost.labels(when="now")
         self._cost_planned = metrics.cost.labels(when="planned")
         self._last_numbers: tuple[tuple[Plan, str | None, float | None], str] | None = None
 
     def mutate(self, request: AdmissionRequest) -> AdmissionResponse:
+        """Judge on what is held in memory (no waiting)."""
+        return self._answer(request, judge(request, self._context, self._clock()))
+
+    async def admit(self, request: AdmissionRequest) -> AdmissionResponse:
+        """:meth:`mutate`, except that a Job in a zone never fetched yet waits for that zone's
+        forecast (fetched on demand, within its timeout) and is judged again on it."""
         judgement = judge(request, self._context, self._clock())
+        fetch = self._context.fetch_zone
+        if fetch is not None and judgement.code == ReasonCode.NO_FORECAST and judgement.zone:
+            fetched = await fetch(judgement.zone)
+            if fetched is not None:
+                judgement = judge(request, self._context, self._clock(), fetched=fetched)
+        return self._answer(request, judgement)
+
+    def _answer(self, request: AdmissionRequest, judgement: Judgement) -> AdmissionResponse:
         if judgement.decision is not None and not request.dry_run:
             self._record(request, judgement)
         return judgement.response
@@ -500,7 +543,7 @@ class Admission:
     def validate(self, request: AdmissionRequest) -> AdmissionResponse:
         return validate(request, self._trusted, self._context.catalog, self._context.signing_keys)
 
-    def _decision_counter(self, decision: Decision, code: str) -> Any:
+    def _decision_counter(self, decision: Decision, code: ReasonCode) -> Any:
         """The decisions counter's child for these labels (``labels()`` is a locked lookup
         that builds the label tuple on every call; reason codes are few and stable)."""
         key = (decision, code)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 JSON = "application/json"
 
-Handler = Callable[[AdmissionRequest], AdmissionResponse]
+Handler = Callable[[AdmissionRequest], AdmissionResponse | Awaitable[AdmissionResponse]]
 BackgroundTask = Callable[[], Coroutine[Any, Any, None]]
 
 
@@ -60,7 +61,8 @@ def _outcome(response: AdmissionResponse) -> str:
 def admission_route(
     endpoint: str, handler: Handler, metrics: Metrics
 ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-    """An async route answering AdmissionReviews with ``handler`` (a pure function)."""
+    """An async route answering AdmissionReviews with ``handler`` (a pure function, or a
+    coroutine function where the answer may wait on I/O)."""
     requests = {
         outcome: metrics.requests.labels(endpoint=endpoint, outcome=outcome)
         for outcome in ("allowed", "patched", "denied", "malformed", "fail_open")
@@ -90,7 +92,8 @@ def admission_route(
             requests["malformed"].inc()
             return _json({"error": str(e)}, 400)
         try:
-            response = handler(review)
+            answer = handler(review)
+            response = answer if isinstance(answer, AdmissionResponse) else await answer
             outcome = _outcome(response)
         except Exception:
             log.exception(
@@ -143,6 +146,9 @@ def create_app(
         namespace_defaults=namespaces.get,
         want_zone=refresher.want,
         signing_keys=load_signing_keys(settings),
+        fetch_zone=functools.partial(
+            refresher.fetch_now, timeout_s=settings.webhook.on_demand_fetch_timeout_s
+        ),
     )
     handlers = Admission(context, metrics, clock=clock)
 
@@ -170,7 +176,7 @@ def create_app(
     app.state.refresher = refresher
     app.state.admission = handlers
     app.add_api_route(
-        "/mutate", admission_route("mutate", handlers.mutate, metrics), methods=["POST"]
+        "/mutate", admission_route("mutate", handlers.admit, metrics), methods=["POST"]
     )
     app.add_api_route(
         "/validate", admission_route("validate", handlers.validate, metrics), methods=["POST"]

@@ -137,7 +137,7 @@ class ReconcilerSettings(BaseModel):
         default=True,
         description=(
             "Record Kubernetes Events on Jobs (Deferred, Replanned, PlanKept, Released, "
-            "Completed; Unreadable and ForgedDecision Warnings)."
+            "Completed, RanNow and Skipped; Unreadable and ForgedDecision Warnings)."
         ),
     )
     event_queue_size: int = Field(

@@ -117,6 +117,14 @@ class WebhookSettings(BaseModel):
         gt=0,
         description="How often the background refresher renews the forecast of each zone in use.",
     )
+    on_demand_fetch_timeout_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=25,
+        description="How long admission waits for the forecast of a zone not fetched yet "
+        "(the first Job in it), fetched on demand; past it the Job runs now, saying so. Keep it "
+        "well inside the webhook's timeoutSeconds; 0 = never wait.",
+    )
 
 
 class ProvenanceSettings(BaseModel):

@@ -27,6 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from webhook.core.forecast import EXACT, ForecastUncertainty
+from webhook.core.reasons import ReasonCode
 from webhook.core.series import FloatArray, StepSeries, from_epoch, to_epoch
 
 __all__ = [
@@ -114,16 +115,6 @@ class PlanRequest:
         to_epoch(self.latest_start)
 
 
-Reason = Literal[
-    "window",
-    "saving-below-threshold",
-    "saving-within-uncertainty",
-    "no-room-before-deadline",
-    "best-now",
-    "forecast-too-short",
-]
-
-
 @dataclass(frozen=True)
 class Plan:
     """The decision with the numbers behind it."""
@@ -131,7 +122,7 @@ class Plan:
     decided_at: datetime
     start: datetime
     deferred: bool
-    reason: Reason
+    reason: ReasonCode
     detail: str
     latest_start: datetime
     intensity_now_g_per_kwh: float
@@ -278,7 +269,7 @@ def plan(
     lead = evaluation.start - decided
     margin_pct = settings.uncertainty_z * uncertainty.at_lead(lead)
 
-    def decide(start: int, reason: Reason, detail: str) -> Plan:
+    def decide(start: int, reason: ReasonCode, detail: str) -> Plan:
         planned = evaluation if start != decided else None
         intensity_planned = evaluation.intensity_best if planned else evaluation.intensity_now
         cost_planned = evaluation.cost_best if planned else evaluation.cost_now
@@ -302,28 +293,32 @@ def plan(
         )
 
     if latest <= decided:
-        return decide(decided, "no-room-before-deadline", "the latest allowed start is now")
+        return decide(
+            decided, ReasonCode.NO_ROOM_BEFORE_DEADLINE, "the latest allowed start is now"
+        )
     if forecast.end - duration < decided:
-        return decide(decided, "forecast-too-short", "the forecast ends before a run could end")
+        return decide(
+            decided, ReasonCode.FORECAST_TOO_SHORT, "the forecast ends before a run could end"
+        )
     if evaluation.start == decided:
-        return decide(decided, "best-now", "no later window is cleaner than running now")
+        return decide(decided, ReasonCode.BEST_NOW, "no later window is cleaner than running now")
     if judged_pct < settings.min_saving_pct or savings < settings.min_saving_g:
         return decide(
             decided,
-            "saving-below-threshold",
+            ReasonCode.SAVING_BELOW_THRESHOLD,
             f"best window saves {savings_pct:.1f}% ({savings:.0f} g), below the minimum "
             f"{settings.min_saving_pct:g}%",
         )
     if judged_pct <= margin_pct:
         return decide(
             decided,
-            "saving-within-uncertainty",
+            ReasonCode.SAVING_WITHIN_UNCERTAINTY,
             f"best window saves {savings_pct:.1f}%, within the forecast's uncertainty "
             f"({margin_pct:.1f}% at {lead / 3600:.1f} h)",
         )
     return decide(
         evaluation.start,
-        "window",
+        ReasonCode.WINDOW,
         f"cleanest window saves {savings_pct:.1f}% ({savings:.0f} g): "
         f"{evaluation.intensity_now:.0f} -> {evaluation.intensity_best:.0f} g/kWh",
     )

@@ -63,6 +63,7 @@ from webhook.reconciler.feed import (
     JobSource,
     ListDone,
     Listed,
+    NotDeferred,
     Unreadable,
     read_job,
 )
@@ -424,6 +425,8 @@ class Reconciler:
             self._unreadable(message)
         elif isinstance(message, Forged):
             self._forged_job(message)
+        elif isinstance(message, NotDeferred):
+            self._not_deferred(message)
         elif isinstance(message, _Written):
             self._written(message)
         elif isinstance(message, _Conflict):
@@ -503,6 +506,22 @@ class Reconciler:
         self._metrics.forged.inc()
         log.warning("forged job=%s uid=%s: ignored: %s", job.key, job.uid, message.why)
         self._warn(job_events.forged(job, message.why))
+
+    def _not_deferred(self, message: NotDeferred) -> None:
+        """One Event on a Job created to run at once, by the leader only (a follower's would
+        duplicate it; the Event's name makes a second one a 409 anyway)."""
+        if not self._leading:
+            return
+        self._event(
+            job_events.not_deferred(
+                message.job,
+                message.decision,
+                message.code,
+                message.reason,
+                intensity_now_g_per_kwh=message.intensity_now_g_per_kwh,
+                emissions_now_g=message.emissions_now_g,
+            )
+        )
 
     def _list_done(self, message: ListDone) -> None:
         kind = message.workload

@@ -1,6 +1,7 @@
 """Kubernetes Events on a deferred Job (pure): what ``kubectl describe job`` shows.
 
-Reasons are stable: ``Deferred`` (when, and the expected saving), ``Replanned`` (from, to,
+Reasons are stable: ``Deferred`` (when, and the expected saving), ``RanNow`` and ``Skipped``
+(a Job the webhook let run at once, and why: once, when it is created), ``Replanned`` (from, to,
 why), ``PlanKept`` (a re-plan that kept the plan, and why), ``Released`` (the release reason),
 ``Completed`` (actual emissions and saving), and two Warnings on Jobs the reconciler sets aside:
 ``Unreadable`` (marked deferred, but cannot be read) and ``ForgedDecision`` (greenlight
@@ -20,7 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from webhook.core.annotations import format_time
+from webhook.core.annotations import Decision, format_time
 from webhook.reconciler.accounting import Accounting
 from webhook.reconciler.decide import Move, Release, ReleaseReason, TrackedJob
 
@@ -31,6 +32,8 @@ MAX_NAME = 253
 
 class EventReason(StrEnum):
     DEFERRED = "Deferred"
+    RAN_NOW = "RanNow"
+    SKIPPED = "Skipped"
     REPLANNED = "Replanned"
     PLAN_KEPT = "PlanKept"
     RELEASED = "Released"
@@ -74,6 +77,33 @@ def deferred(job: TrackedJob) -> JobEvent | None:
         f"{format_time(deferral.release_by)}, zone {deferral.zone}); expected saving "
         f"{saving} CO2eq",
     )
+
+
+def not_deferred(
+    job: TrackedJob,
+    decision: Decision,
+    code: str,
+    reason: str,
+    *,
+    intensity_now_g_per_kwh: float | None = None,
+    emissions_now_g: float | None = None,
+) -> JobEvent | None:
+    """A Job the webhook let run at once (``run-now``) or never judged deferrable
+    (``skipped``): why, with the numbers of running now where a plan was made (a reason such as
+    ``saving-below-threshold`` already names the saving the best window would have made)."""
+    if decision == Decision.RUN_NOW:
+        head, event_reason = "Ran at once", EventReason.RAN_NOW
+    elif decision == Decision.SKIPPED:
+        head, event_reason = "Not deferrable, ran at once", EventReason.SKIPPED
+    else:
+        return None
+    numbers = ""
+    if intensity_now_g_per_kwh is not None and emissions_now_g is not None:
+        numbers = (
+            f" (intensity now {intensity_now_g_per_kwh:.0f} g/kWh, expected emissions "
+            f"{_grams(emissions_now_g)} CO2eq)"
+        )
+    return JobEvent(job, event_reason, f"{head} [{code or 'unknown'}]: {reason}{numbers}")
 
 
 def replanned(job: TrackedJob, move: Move) -> JobEvent:

@@ -11,7 +11,10 @@ so raw objects never pile up in a queue:
 - ``Unreadable(...)``  a Job marked deferred that cannot be read (see :func:`read_job`): set
   aside, so one bad object never stops the feed;
 - ``Forged(...)``  a Job marked deferred whose signature does not verify: greenlight did not
-  write its decision, so it is never tracked (never released, patched or counted).
+  write its decision, so it is never tracked (never released, patched or counted);
+- ``NotDeferred(...)``  a Job greenlight decided to run now or skip was created (a watch's
+  ADDED event only, never a relist: a restart must not announce every such Job again), for
+  its one Event.
 
 A watch ends when the server's timeout runs out; the feed resumes from the last
 resourceVersion it saw (bookmarks keep it fresh on a quiet cluster). A ``410 Gone`` — on a
@@ -24,13 +27,17 @@ error relists after ``retry_s``. A kind the apiserver does not serve (its CRD is
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from webhook.core import annotations as keys
+from webhook.core.annotations import Decision
 from webhook.core.provenance import SigningKeys
+from webhook.core.reasons import ReasonCode
 from webhook.reconciler.decide import TrackedJob, UnreadableJobError, track
 from webhook.reconciler.kube import GoneError, KubeError, NotFoundError, Page
 from webhook.workloads.base import Workload
@@ -78,7 +85,72 @@ class Forged:
     why: str
 
 
-FeedMessage = Listed | ListDone | Changed | Unreadable | Forged
+@dataclass(frozen=True)
+class NotDeferred:
+    """A Job created with a ``run-now`` or ``skipped`` decision: what its Event says."""
+
+    job: TrackedJob
+    """Its identity (nothing else of it is tracked)."""
+    decision: Decision
+    code: str
+    reason: str
+    intensity_now_g_per_kwh: float | None = None
+    emissions_now_g: float | None = None
+
+
+FeedMessage = Listed | ListDone | Changed | Unreadable | Forged | NotDeferred
+
+_NOT_DEFERRED = (Decision.RUN_NOW, Decision.SKIPPED)
+
+
+def read_not_deferred(
+    obj: Mapping[str, Any], signing_keys: SigningKeys | None = None, workload: Workload = JOB
+) -> NotDeferred | None:
+    """The decision on a Job greenlight let run (``run-now``, ``skipped``); None for any other
+    Job, one whose identity cannot be read, (with signing keys) one whose decision greenlight
+    did not sign, and a child of a workload greenlight judges (its parent's Event tells).
+    Never raises: whatever a Job holds costs at most its Event."""
+    metadata = _metadata(obj)
+    raw = metadata.get("annotations")
+    annotations = raw if isinstance(raw, Mapping) else {}
+    decision = annotations.get(keys.DECISION)
+    if decision not in _NOT_DEFERRED or annotations.get(keys.REASON_CODE) == (
+        ReasonCode.OWNED_BY_WORKLOAD
+    ):
+        return None
+    identity = [metadata.get(k) for k in ("uid", "namespace", "name", "resourceVersion")]
+    if not all(isinstance(value, str) and value for value in identity[:3]):
+        return None
+    try:
+        if signing_keys is not None and signing_keys.problem(metadata) is not None:
+            return None
+    except Exception:  # a bug in checking must cost one Event, not the feed
+        log.exception("checking a job's signature failed")
+        return None
+    uid, namespace, name, version = (_text(value) for value in identity)
+    return NotDeferred(
+        job=TrackedJob(
+            uid=uid,
+            namespace=namespace,
+            name=name,
+            resource_version=version,
+            suspended=False,
+            workload=workload,
+        ),
+        decision=Decision(decision),
+        code=_text(annotations.get(keys.REASON_CODE)),
+        reason=_text(annotations.get(keys.REASON), 512),
+        intensity_now_g_per_kwh=_number(annotations.get(keys.INTENSITY_NOW)),
+        emissions_now_g=_number(annotations.get(keys.EMISSIONS_NOW_G)),
+    )
+
+
+def _number(value: object) -> float | None:
+    try:
+        number = float(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def read_job(
@@ -110,8 +182,8 @@ def read_job(
     )
 
 
-def _text(value: object) -> str:
-    return value[:253] if isinstance(value, str) else ""
+def _text(value: object, limit: int = 253) -> str:
+    return value[:limit] if isinstance(value, str) else ""
 
 
 class Stream(Protocol):
@@ -270,6 +342,10 @@ class JobFeed:
                     version = str(metadata.get("resourceVersion") or version)
                     if kind == "BOOKMARK":
                         continue
+                    if kind == "ADDED":
+                        created = read_not_deferred(obj, self._signing_keys, self._workload)
+                        if created is not None:
+                            self._sink(created)
                     uid = str(metadata.get("uid", ""))
                     job = (
                         None

@@ -9,9 +9,12 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from webhook.core.reasons import decision_reasons
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 _LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+_FETCH_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 _DELAY_BUCKETS_S = (
     300,
     900,
@@ -53,6 +56,10 @@ class Metrics:
             ["decision", "reason"],
             registry=r,
         )
+        # Every pair at 0 before its first decision: a series that appears at 1 hides that
+        # first decision from increase().
+        for decision, code in decision_reasons():
+            self.decisions.labels(decision=decision.value, reason=code.value)
         self.planned_delay = Histogram(
             "greenlight_planned_delay_seconds",
             "Delay between admission and the planned release of deferred Jobs.",
@@ -93,6 +100,19 @@ class Metrics:
             "greenlight_provider_errors",
             "Failed forecast refreshes by zone.",
             ["zone"],
+            registry=r,
+        )
+        self.on_demand_fetches = Counter(
+            "greenlight_on_demand_fetches",
+            "Forecast fetches admission waited for, for a zone not fetched yet, by zone and "
+            "result (ok, failed, timeout); concurrent admissions share one fetch.",
+            ["zone", "result"],
+            registry=r,
+        )
+        self.on_demand_fetch_seconds = Histogram(
+            "greenlight_on_demand_fetch_seconds",
+            "Time admission waited for an on-demand forecast fetch (at most the timeout).",
+            buckets=_FETCH_BUCKETS_S,
             registry=r,
         )
         self.fail_open = Counter(

@@ -30,7 +30,16 @@ from webhook.core.provenance import SigningKeys
 from webhook.core.series import StepSeries, from_epoch, to_epoch
 from webhook.reconciler.controller import Reconciler
 from webhook.reconciler.decide import TrackedJob
-from webhook.reconciler.feed import Changed, Forged, ListDone, Listed, Unreadable, read_job
+from webhook.reconciler.feed import (
+    Changed,
+    Forged,
+    ListDone,
+    Listed,
+    NotDeferred,
+    Unreadable,
+    read_job,
+    read_not_deferred,
+)
 from webhook.reconciler.kube import AlreadyExistsError, ConflictError, NotFoundError, Page
 from webhook.telemetry.metrics import ReconcilerMetrics
 from webhook.workloads.base import Workload
@@ -858,3 +867,41 @@ def test_a_finished_jobset_is_accounted_from_its_release() -> None:
     annotations = jobsets.get_job("ml", "train")["metadata"]["annotations"]
     assert annotations[keys.ACTUAL_RUN_S] == "3600"  # from released-at: a JobSet has no startTime
     assert h.sample("greenlight_completed_deferred_jobs_total", namespace="ml") == 1.0
+
+
+# --- Run-now and skip Events (issue 16) ----------------------------------------------------
+
+
+def _created_to_run(name: str, decision: str, code: str, reason: str) -> NotDeferred:
+    obj = deferred_job(
+        name,
+        suspend=False,
+        annotations={keys.DECISION: decision, keys.REASON_CODE: code, keys.REASON: reason},
+    )
+    announced = read_not_deferred(obj)
+    assert announced is not None
+    return announced
+
+
+def test_the_leader_records_one_event_per_job_created_to_run_now_or_skipped() -> None:
+    h = _harness()
+    ran = _created_to_run("ran", "run-now", "best-now", "no later window is cleaner")
+    hook = _created_to_run("hook", "skipped", "helm-hook", "Helm hook Jobs run at once")
+    for message in (ran, hook, ran):  # the second replica's, or a duplicate: one Event still
+        h.reconciler.step(message)
+    h.record_events()
+    events = sorted(h.kube.events.values(), key=lambda e: e["involvedObject"]["name"])
+    assert [(e["involvedObject"]["name"], e["reason"], e["type"]) for e in events] == [
+        ("hook", "Skipped", "Normal"),
+        ("ran", "RanNow", "Normal"),
+    ]
+    assert events[1]["message"] == "Ran at once [best-now]: no later window is cleaner"
+    assert events[1]["involvedObject"]["uid"] == "uid-ml-ran"
+    assert h.sample("greenlight_deferred_jobs") == 0.0  # announced, never tracked
+
+
+def test_a_replica_that_does_not_lead_records_no_run_now_event() -> None:
+    h = _harness(leader=False)
+    h.reconciler.step(_created_to_run("ran", "run-now", "best-now", "x"))
+    h.record_events()
+    assert h.kube.events == {}

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from builders import T0, at, deferred_job
 
+from webhook.core.annotations import Decision
 from webhook.reconciler import events
 from webhook.reconciler.accounting import Accounting
 from webhook.reconciler.decide import Move, ReleaseReason, TrackedJob, track
@@ -80,3 +81,25 @@ def test_a_kept_replan_is_an_event_of_its_own_numbered_by_the_replans_recorded()
     assert fifth.name == "train.greenlight-plankept-5-01234567"
     assert "release kept at" in first.message
     assert "no cleaner window" in first.message
+
+
+def test_a_run_now_event_carries_the_numbers_of_running_now_where_a_plan_was_made() -> None:
+    ran = events.not_deferred(
+        job(),
+        Decision.RUN_NOW,
+        "saving-below-threshold",
+        "best window saves 0.4% (2 g), below the minimum 1%",
+        intensity_now_g_per_kwh=312.4,
+        emissions_now_g=480.2,
+    )
+    assert ran is not None
+    assert (ran.reason, ran.warning) == (events.EventReason.RAN_NOW, False)
+    assert ran.message == (
+        "Ran at once [saving-below-threshold]: best window saves 0.4% (2 g), below the minimum "
+        "1% (intensity now 312 g/kWh, expected emissions 480 g CO2eq)"
+    )
+    skipped = events.not_deferred(job(), Decision.SKIPPED, "kueue", "Kueue manages this Job")
+    assert skipped is not None
+    assert skipped.message == "Not deferrable, ran at once [kueue]: Kueue manages this Job"
+    assert skipped.name == "train.greenlight-skipped-01234567"
+    assert events.not_deferred(job(), Decision.DEFERRED, "window", "x") is None

@@ -9,7 +9,18 @@ from typing import Any
 import pytest
 from builders import deferred_job
 
-from webhook.reconciler.feed import Changed, FeedMessage, JobFeed, ListDone, Listed, Unreadable
+from webhook.core import annotations as keys
+from webhook.core.provenance import SigningKeys
+from webhook.reconciler.feed import (
+    Changed,
+    FeedMessage,
+    JobFeed,
+    ListDone,
+    Listed,
+    NotDeferred,
+    Unreadable,
+    read_not_deferred,
+)
 from webhook.reconciler.kube import GoneError, KubeError, NotFoundError, Page
 from webhook.workloads.jobset import JOBSET
 
@@ -177,3 +188,88 @@ def test_a_kind_not_served_counts_as_listed_empty_and_is_listed_again(
     assert len(warnings) == 1  # logged once, not on every retry
     assert "jobsets.jobset.x-k8s.io/v1alpha2" in warnings[0].getMessage()
     assert any("is served now" in r.getMessage() for r in caplog.records)
+
+
+def _let_run(name: str, decision: str, code: str, reason: str, **extra: str) -> dict[str, Any]:
+    """A Job the webhook let run: no plan, just its decision."""
+    annotations = {keys.DECISION: decision, keys.REASON_CODE: code, keys.REASON: reason, **extra}
+    return deferred_job(name, suspend=False, annotations=annotations)
+
+
+def test_a_job_created_to_run_now_or_skipped_is_announced_once_from_the_watch() -> None:
+    ran = _let_run(
+        "ran",
+        "run-now",
+        "best-now",
+        "no later window is cleaner",
+        **{
+            keys.INTENSITY_NOW: "300.0",
+            keys.EMISSIONS_NOW_G: "150.5",
+        },
+    )
+    hook = _let_run("hook", "skipped", "helm-hook", "Helm hook Jobs run at once")
+    script = Script(
+        lists=[[Page([_let_run("old", "run-now", "best-now", "listed")], "4", None)]],
+        watches=[
+            [
+                ("ADDED", ran),
+                ("MODIFIED", ran),  # its later versions say nothing new
+                ("ADDED", hook),
+                ("ADDED", job("deferred", "9")),  # deferred Jobs have their own Event
+                ("DELETED", hook),
+            ]
+        ],
+    )
+    messages = run(script)
+    announced = [m for m in messages if isinstance(m, NotDeferred)]
+    assert [(m.job.name, m.decision, m.code) for m in announced] == [
+        ("ran", "run-now", "best-now"),
+        ("hook", "skipped", "helm-hook"),
+    ]
+    assert announced[0].job.uid == "uid-ml-ran"
+    assert (announced[0].intensity_now_g_per_kwh, announced[0].emissions_now_g) == (300.0, 150.5)
+    assert announced[0].reason == "no later window is cleaner"
+    assert (announced[1].intensity_now_g_per_kwh, announced[1].emissions_now_g) == (None, None)
+
+
+SIGNER = SigningKeys((b"s" * 32,))
+
+
+def _signed(obj: dict[str, Any]) -> dict[str, Any]:
+    metadata = obj["metadata"]
+    metadata["annotations"][keys.ADMISSION_UID] = f"req-{metadata['name']}"
+    metadata["annotations"][keys.SIGNATURE] = SIGNER.signed(metadata, metadata["annotations"])
+    return obj
+
+
+def _edited(obj: dict[str, Any]) -> dict[str, Any]:
+    obj["metadata"]["annotations"][keys.REASON] = "rewritten after signing"
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("obj", "announced"),
+    [
+        pytest.param(_signed(_let_run("a", "run-now", "best-now", "x")), True, id="signed"),
+        pytest.param(_let_run("a", "run-now", "best-now", "x"), False, id="unsigned"),
+        pytest.param(
+            {**_let_run("a", "skipped", "kueue", "x"), "metadata": {"name": "a"}},
+            False,
+            id="no-identity",
+        ),
+        pytest.param(
+            _edited(_signed(_let_run("a", "run-now", "best-now", "x"))), False, id="edited"
+        ),
+    ],
+)
+def test_with_signing_keys_only_a_decision_greenlight_signed_is_announced(
+    obj: dict[str, Any], announced: bool
+) -> None:
+    assert (read_not_deferred(obj, SIGNER) is not None) is announced
+
+
+def test_an_unreadable_number_is_left_out_not_fatal() -> None:
+    obj = _let_run("a", "run-now", "best-now", "x", **{keys.INTENSITY_NOW: "lots"})
+    read = read_not_deferred(obj)
+    assert read is not None
+    assert read.intensity_now_g_per_kwh is None
