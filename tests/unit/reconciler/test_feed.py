@@ -273,3 +273,13 @@ def test_an_unreadable_number_is_left_out_not_fatal() -> None:
     read = read_not_deferred(obj)
     assert read is not None
     assert read.intensity_now_g_per_kwh is None
+
+
+def test_a_gangs_child_gets_no_event_of_its_own_and_a_gang_its_own_kind() -> None:
+    child = _let_run("leader-0", "skipped", "owned-by-workload", "part of JobSet gang")
+    assert read_not_deferred(child) is None
+    gang = _let_run("sweep", "run-now", "best-now", "no later window is cleaner")
+    gang.update(apiVersion="jobset.x-k8s.io/v1alpha2", kind="JobSet")
+    read = read_not_deferred(gang, None, JOBSET)
+    assert read is not None
+    assert read.job.workload is JOBSET
