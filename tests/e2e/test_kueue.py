@@ -172,13 +172,15 @@ def queued_job(name: str, **annotations: str) -> dict[str, Any]:
     }
 
 
-def workload_of(api: client.ApiClient, namespace: str, job: str) -> dict[str, Any] | None:
+def workload_of(
+    api: client.ApiClient, namespace: str, job: str, kind: str = "Job"
+) -> dict[str, Any] | None:
     listed = client.CustomObjectsApi(api).list_namespaced_custom_object(
         GROUP, VERSION, namespace, "workloads"
     )
     for item in listed["items"]:
         owners = item["metadata"].get("ownerReferences") or []
-        if any(o.get("kind") == "Job" and o.get("name") == job for o in owners):
+        if any(o.get("kind") == kind and o.get("name") == job for o in owners):
             return dict(item)
     return None
 
@@ -208,11 +210,12 @@ def wait_workload(
     test: Callable[[dict[str, Any]], bool],
     what: str,
     timeout_s: float,
+    kind: str = "Job",
 ) -> dict[str, Any]:
     return wait_until(
-        lambda: (w := workload_of(api, namespace, job)) is not None and test(w) and w,
+        lambda: (w := workload_of(api, namespace, job, kind)) is not None and test(w) and w,
         timeout_s=timeout_s,
-        what=f"workload of job {namespace}/{job}: {what}",
+        what=f"workload of {kind} {namespace}/{job}: {what}",
         interval_s=0.5,
     )
 
@@ -351,3 +354,82 @@ def test_with_the_provider_down_a_kueue_workload_is_admitted_at_its_latest_start
     assert release_by <= ready_at <= release_by + timedelta(seconds=10)
     assert admitted["metadata"]["annotations"][keys.RELEASE_REASON] == "deadline"
     assert reconciler.metric("greenlight_kueue_check_ready_total", reason="deadline") == 1.0
+
+
+def queued_jobset(name: str, **annotations: str) -> dict[str, Any]:
+    """A JobSet of two replicated Jobs (2 + 1 pods) in LocalQueue ``lq``."""
+    pod = queued_job(name)["spec"]["template"]
+    return {
+        "apiVersion": "jobset.x-k8s.io/v1alpha2",
+        "kind": "JobSet",
+        "metadata": {"name": name, "labels": {QUEUE_LABEL: "lq"}, "annotations": annotations},
+        "spec": {
+            "replicatedJobs": [
+                {
+                    "name": role,
+                    "replicas": replicas,
+                    "template": {"spec": {"parallelism": 1, "completions": 1, "template": pod}},
+                }
+                for role, replicas in (("workers", 2), ("driver", 1))
+            ]
+        },
+    }
+
+
+def test_a_kueue_jobset_is_held_as_one_workload_until_its_window(
+    cluster: Cluster, make_namespace: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = cluster.api
+    custom = client.CustomObjectsApi(api)
+    namespace = make_namespace(opted_in=False)
+    queue_for(api, namespace)
+    for key, value in KUEUE_SETTINGS.items():
+        monkeypatch.setenv(key, value)
+    cluster.reconciler()
+    wait_until(lambda: check_active(api), timeout_s=60, what="greenlight-carbon to be Active")
+    inputs = {keys.MAX_DELAY: "10m", keys.EXPECTED_DURATION: "30s", keys.ZONE: ZONE}
+    custom.create_namespaced_custom_object(
+        "jobset.x-k8s.io", "v1alpha2", namespace, "jobsets", queued_jobset("sweep", **inputs)
+    )
+    held = wait_workload(
+        api,
+        namespace,
+        "sweep",
+        lambda w: "held for a cleaner window" in ((our_check(w) or {}).get("message") or ""),
+        "greenlight's check Pending with its release time",
+        timeout_s=120,
+        kind="JobSet",
+    )
+    seen_at = datetime.now(UTC)
+    release_at = when(held["metadata"]["annotations"][keys.RELEASE_AT])
+    # One Workload for the gang: a pod set per replicated Job, three pods in all.
+    assert sorted(p["count"] for p in held["spec"]["podSets"]) == [1, 2]
+    if seen_at < release_at:
+        assert condition(held, "Admitted") is None
+        sweep = custom.get_namespaced_custom_object(
+            "jobset.x-k8s.io", "v1alpha2", namespace, "jobsets", "sweep"
+        )
+        assert sweep["spec"]["suspend"] is True
+    admitted = wait_workload(
+        api,
+        namespace,
+        "sweep",
+        lambda w: condition(w, "Admitted") is not None,
+        "admitted",
+        timeout_s=(release_at - datetime.now(UTC)).total_seconds() + 120,
+        kind="JobSet",
+    )
+    admitted_at = condition(admitted, "Admitted")
+    assert admitted_at is not None
+    assert when(admitted_at["lastTransitionTime"]) >= release_at
+    assert admitted["metadata"]["annotations"][keys.RELEASE_REASON] == "window"
+    wait_until(
+        lambda: (
+            custom.get_namespaced_custom_object(
+                "jobset.x-k8s.io", "v1alpha2", namespace, "jobsets", "sweep"
+            )["spec"]["suspend"]
+            is False
+        ),
+        timeout_s=60,
+        what="Kueue to resume the JobSet",
+    )
