@@ -13,7 +13,7 @@ Fixtures (all built on ``webhook.devtools.localcluster.LocalControlPlane``):
 - ``make_namespace`` (function): ``make_namespace(opted_in=True, labels=..., annotations=...)``
   -> a fresh namespace name (``greenlight.dev/enabled=true`` when opted in).
 - ``jobsets`` (session): the real JobSet controller, its CRD and webhooks
-  (tests/e2e/jobset_controller.py).
+  (webhook/devtools/controllers.py).
 - ``register_webhook`` (function): ``register_webhook(base_url, ca_bundle, effective=...)``
   registers greenlight's mutating and validating configurations the way the Helm chart does
   (``webhook.devtools.localcluster.host_webhook_configurations``), but with
@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jobset_controller import jobset_controller
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from webhook.devtools.controllers import jobset_controller
 from webhook.devtools.localcluster import (
     OPT_IN_LABEL,
     WEBHOOK_CONFIGURATION_NAME,

@@ -9,7 +9,9 @@ from pathlib import Path
 from webhook.devtools import demo_jobs as demo
 
 
-def test_demo_judges_the_experiments_four_jobs_and_tears_down(tmp_path: Path) -> None:
+def test_demo_judges_the_experiments_jobs_jobset_and_queued_job_and_tears_down(
+    tmp_path: Path,
+) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "webhook", "demo", "--exit", "--workdir", str(tmp_path)],
         capture_output=True,
@@ -28,6 +30,14 @@ def test_demo_judges_the_experiments_four_jobs_and_tears_down(tmp_path: Path) ->
         assert (suspended == "true") == (decision == "deferred")
         if decision == "deferred":
             assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", release_at)
+    # The gang and the queued Job (make test builds the controllers, as make run does).
+    row = re.search(rf"^{demo.JOBSET_NAME}\s+(true|false)\s+(deferred|run-now)\s", out, re.M)
+    assert row, f"no decision row for the JobSet in:\n{out}"
+    assert (row.group(1) == "true") == (row.group(2) == "deferred")
+    assert not re.search(rf"^{demo.JOBSET_NAME}-leader-0\s", out, re.M)  # children left out
+    held = re.search(rf"^\S+\s+{demo.QUEUED_JOB_NAME}\s+(Pending|Ready)\s+(.*)$", out, re.M)
+    assert held, f"no Kueue Workload row in:\n{out}"
+    assert held.group(1) == "Ready" or "held for a cleaner window" in held.group(2)
     assert re.search(r"curl --cacert \S+ca\.crt https://127\.0\.0\.1:\d+/healthz", out)
     assert "/metrics" in out
     # Both greenlight processes logged, and nothing of the demo's cluster is left running.

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kueue_manager import kueue_manager
 from test_reconciler import CSV_HEADER, MONDAY_OFFSET_S, WEEK_S, Cluster, replay_files
 
 from webhook.core import annotations as keys
+from webhook.devtools.controllers import kueue_manager
 from webhook.devtools.localcluster import LocalControlPlane, wait_until
 
 GROUP, VERSION = "kueue.x-k8s.io", "v1beta2"

@@ -6,6 +6,11 @@ replay provider, certificates signed by the local cluster's CA) registered with 
 exactly as the Helm chart registers it, and the reconciler (``greenlight reconcile``). Then it
 opts a namespace in and submits the published experiment's four daily training Jobs, and shows
 what greenlight decided, with the URLs to curl. Runs until Ctrl-C (or ``--exit``).
+
+With the workload controllers built (hack/build-controllers.sh; ``make run`` builds them) it also
+runs the JobSet controller and the Kueue manager, submits the experiment as a JobSet (one gang,
+one decision) and as a Job queued through Kueue (held by greenlight's AdmissionCheck), and
+shows both next to the plain Jobs.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from webhook.devtools.localcluster import LocalControlPlane
@@ -128,24 +133,58 @@ def _wait_for_mutation(plane: LocalControlPlane, job: Mapping[str, object]) -> N
     raise RuntimeError("the webhook registration did not take effect within 60 s")
 
 
-def _show(plane: LocalControlPlane) -> None:
+def _show(plane: LocalControlPlane, *, jobsets: bool, kueue: bool) -> None:
     from webhook.devtools import demo_jobs as demo
 
+    own = "!jobset.sigs.k8s.io/jobset-name"  # the JobSet's child Jobs are its own business
     _say(
         plane.kubectl(
-            "get", "jobs", "-n", demo.NAMESPACE, "-o", f"custom-columns={demo.custom_columns()}"
+            "get", "jobs", "-n", demo.NAMESPACE, "-l", own,
+            "-o", f"custom-columns={demo.custom_columns()}",
         ).stdout
-    )
+    )  # fmt: skip
     reasons = plane.kubectl(
         "get",
         "jobs",
         "-n",
         demo.NAMESPACE,
+        "-l",
+        own,
         "-o",
         "jsonpath={range .items[*]}{.metadata.name}: "
         "{.metadata.annotations.greenlight\\.dev/reason}{'\\n'}{end}",
     ).stdout
     _say(reasons)
+    if jobsets:
+        _say("JobSets (one gang, one decision; its child Jobs wait with it):")
+        _say(
+            plane.kubectl(
+                "get", "jobsets", "-n", demo.NAMESPACE,
+                "-o", f"custom-columns={demo.jobset_columns()}",
+            ).stdout
+        )  # fmt: skip
+    if kueue:
+        _say("Kueue Workloads (greenlight's AdmissionCheck holds them until their window):")
+        _say(_held_workloads(plane))
+
+
+def _held_workloads(plane: LocalControlPlane, timeout_s: float = 30.0) -> str:
+    """The Kueue Workloads and greenlight's check on each, once the check has said something."""
+    from webhook.devtools import demo_jobs as demo
+
+    columns = (
+        "NAME:.metadata.name,OWNER:.metadata.ownerReferences[0].name,"
+        "CHECK:.status.admissionChecks[0].state,MESSAGE:.status.admissionChecks[0].message"
+    )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        table = plane.kubectl(
+            "get", "workloads.kueue.x-k8s.io", "-n", demo.NAMESPACE, "-o",
+            f"custom-columns={columns}",
+        ).stdout  # fmt: skip
+        if "greenlight" in table or time.monotonic() > deadline:
+            return table
+        time.sleep(1)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -174,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
             _say("starting a local control plane (the first run builds it from source) ...")
             plane = stack.enter_context(LocalControlPlane(LocalClusterSettings()))
             plane.start_workloads((*DEFAULT_NODES, demo.GPU_NODE))
+            jobsets, kueue = _start_controllers(stack, plane, workdir)
         except ControlPlaneError as error:
             print(f"greenlight demo: error: {error}", file=sys.stderr)
             return 1
@@ -189,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
             ),
             # Signed decisions, as the chart deploys them: webhook and reconciler share a key.
             "GREENLIGHT_PROVENANCE__KEYS_FILE": str(plane.signing_keys_file()),
+            "GREENLIGHT_KUEUE__ADMISSION_CHECK_ENABLED": "true" if kueue else "false",
         }
         kubeconfig = str(plane.kubeconfig)
         try:
@@ -244,17 +285,18 @@ def run(args: argparse.Namespace) -> int:
                 False,
                 120,
             )
-            _apply(plane, demo.namespace_manifest())
-            jobs = demo.demo_jobs()
-            _wait_for_mutation(plane, jobs[0])
-            for job in jobs:
-                _apply(plane, job)
+            _submit(plane, jobsets=jobsets, kueue=kueue)
         except (RuntimeError, ControlPlaneError) as error:
             print(f"greenlight demo: error: {error}", file=sys.stderr)
             return 1
 
         _say(f"\nnamespace {demo.NAMESPACE} (label greenlight.dev/enabled=true, zone {demo.ZONE}):")
-        _show(plane)
+        _show(plane, jobsets=jobsets, kueue=kueue)
+        if not jobsets:
+            _say(
+                "(JobSet and Kueue parts left out: their controllers are not built; "
+                "hack/build-controllers.sh builds them, and make run does)"
+            )
         _say(
             "\nTry it:\n"
             f"  export KUBECONFIG={kubeconfig}\n"
@@ -273,3 +315,42 @@ def run(args: argparse.Namespace) -> int:
         stop.wait()
         _say("stopping ...")
     return 0
+
+
+def _start_controllers(
+    stack: contextlib.ExitStack, plane: LocalControlPlane, workdir: Path
+) -> tuple[bool, bool]:
+    """The JobSet controller and the Kueue manager when they are built: (jobsets, kueue)."""
+    from kubernetes import config
+
+    from webhook.devtools.controllers import CONTROLLERS, jobset_controller, kueue_manager
+
+    if not (CONTROLLERS / "jobset").exists():
+        return False, False
+    loader: Any = config
+    api = loader.new_client_from_config(str(plane.kubeconfig))
+    stack.callback(api.close)
+    _say("starting the JobSet controller ...")
+    stack.enter_context(jobset_controller(plane, api, workdir / "jobset"))
+    if not (CONTROLLERS / "kueue").exists():
+        return True, False
+    _say("starting the Kueue manager ...")
+    stack.enter_context(kueue_manager(plane, api, workdir / "kueue"))
+    return True, True
+
+
+def _submit(plane: LocalControlPlane, *, jobsets: bool, kueue: bool) -> None:
+    """Opt the demo namespace in and submit its workloads, once the webhook takes effect."""
+    from webhook.devtools import demo_jobs as demo
+
+    _apply(plane, demo.namespace_manifest())
+    jobs = demo.demo_jobs()
+    _wait_for_mutation(plane, jobs[0])
+    for job in jobs:
+        _apply(plane, job)
+    if jobsets:
+        _apply(plane, demo.training_jobset(), "--server-side")
+    if kueue:
+        for obj in demo.kueue_objects():
+            _apply(plane, obj, "--server-side")
+        _apply(plane, demo.queued_training_job())

@@ -102,3 +102,100 @@ def training_job(name: str) -> dict[str, Any]:
 
 def demo_jobs() -> list[dict[str, Any]]:
     return [training_job(name) for name in JOB_NAMES]
+
+
+# --- With the workload controllers (hack/build-controllers.sh): a gang and a Kueue queue ------
+
+JOBSET_NAME = "resnet50-ddp-sweep"
+QUEUED_JOB_NAME = "resnet50-training-queued"
+ADMISSION_CHECK = "greenlight-carbon"
+CLUSTER_QUEUE = "ml-training"
+LOCAL_QUEUE = "training"
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+
+# `kubectl get jobsets` columns: the gang's one decision.
+JOBSET_COLUMNS = {
+    "NAME": ".metadata.name",
+    "SUSPENDED": ".spec.suspend",
+    "DECISION": _annotation(keys.DECISION),
+    "RELEASE-AT": _annotation(keys.RELEASE_AT),
+    "ENERGY-KWH": _annotation(keys.ENERGY_KWH),
+    "SAVINGS-%": _annotation(keys.SAVINGS_PCT),
+}
+
+
+def jobset_columns() -> str:
+    return ",".join(f"{name}:{path}" for name, path in JOBSET_COLUMNS.items())
+
+
+def training_jobset() -> dict[str, Any]:
+    """The experiment's run as a data-parallel gang: two replicated Jobs (a leader and three
+    workers) of one RTX 3090 each, judged and released as one."""
+    pod = training_job(JOBSET_NAME)["spec"]["template"]
+    return {
+        "apiVersion": "jobset.x-k8s.io/v1alpha2",
+        "kind": "JobSet",
+        "metadata": {
+            "name": JOBSET_NAME,
+            "namespace": NAMESPACE,
+            "annotations": {keys.EXPECTED_DURATION: "57m", keys.WORKLOAD: "training"},
+        },
+        "spec": {
+            "replicatedJobs": [
+                {
+                    "name": role,
+                    "replicas": replicas,
+                    "template": {"spec": {"backoffLimit": 0, "template": pod}},
+                }
+                for role, replicas in (("leader", 1), ("workers", 3))
+            ]
+        },
+    }
+
+
+def queued_training_job() -> dict[str, Any]:
+    """One run of the experiment queued through Kueue: greenlight's AdmissionCheck holds it."""
+    job = training_job(QUEUED_JOB_NAME)
+    job["metadata"]["labels"][KUEUE_QUEUE_LABEL] = LOCAL_QUEUE
+    return job
+
+
+def kueue_objects() -> list[dict[str, Any]]:
+    """A ResourceFlavor, greenlight's AdmissionCheck, a ClusterQueue that uses it (quota for the
+    demo's GPUs) and a LocalQueue in the demo namespace."""
+    api = "kueue.x-k8s.io/v1beta2"
+    resources = [
+        {"name": "cpu", "nominalQuota": "64"},
+        {"name": "memory", "nominalQuota": "256Gi"},
+        {"name": GPU_RESOURCE, "nominalQuota": str(GPU_NODE.gpus)},
+    ]
+    return [
+        {"apiVersion": api, "kind": "ResourceFlavor", "metadata": {"name": "default-flavor"}},
+        {
+            "apiVersion": api,
+            "kind": "AdmissionCheck",
+            "metadata": {"name": ADMISSION_CHECK},
+            "spec": {"controllerName": "greenlight.dev/carbon"},
+        },
+        {
+            "apiVersion": api,
+            "kind": "ClusterQueue",
+            "metadata": {"name": CLUSTER_QUEUE},
+            "spec": {
+                "namespaceSelector": {},
+                "resourceGroups": [
+                    {
+                        "coveredResources": [r["name"] for r in resources],
+                        "flavors": [{"name": "default-flavor", "resources": resources}],
+                    }
+                ],
+                "admissionChecksStrategy": {"admissionChecks": [{"name": ADMISSION_CHECK}]},
+            },
+        },
+        {
+            "apiVersion": api,
+            "kind": "LocalQueue",
+            "metadata": {"name": LOCAL_QUEUE, "namespace": NAMESPACE},
+            "spec": {"clusterQueue": CLUSTER_QUEUE},
+        },
+    ]
