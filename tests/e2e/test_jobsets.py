@@ -8,6 +8,9 @@ that minute and the reconciler releases it there.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -176,6 +179,17 @@ def test_a_jobset_is_deferred_as_one_gang_and_all_of_it_starts_at_the_window(
     for job in jobs:
         assert job.spec.suspend is True
         assert (job.metadata.annotations or {}).get(keys.REASON_CODE) == "owned-by-workload"
+    status = subprocess.run(
+        [
+            sys.executable, "-m", "webhook", "status", "--namespace", namespace,
+            "--output", "json", "--kubeconfig", str(cluster.plane.kubeconfig),
+        ],
+        capture_output=True, text=True, check=True, env=cluster.environ(),
+    )  # fmt: skip
+    waiting = {(row["kind"], row["name"]) for row in json.loads(status.stdout)["jobs"]}
+    if datetime.now(UTC) < release_at:
+        assert {("JobSet", "gang"), ("JobSet", "solo")} <= waiting
+    assert ("JobSet", "mine") not in waiting  # its user's suspension, not greenlight's
     while datetime.now(UTC) < release_at.replace(microsecond=0):
         assert pods_of(api, namespace, "gang") == [], "a child pod exists before the window"
         assert all(job.spec.suspend for job in children(api, namespace, "gang"))

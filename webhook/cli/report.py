@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from datetime import UTC, datetime
 
-    from webhook.reconciler.kube import Kube, KubeError
+    from webhook.config.settings import load_settings
+    from webhook.reconciler.kube import Kube, KubeError, NotFoundError
     from webhook.reconciler.report import (
         JobRow,
         ReportError,
@@ -60,8 +61,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         kube = Kube.connect(args.kubeconfig)
         try:
-            jobs = kube.all_jobs(namespace=args.namespace)
-            rows.extend(row for item in jobs if (row := job_row(item)) is not None)
+            for workload in load_settings().workloads.workloads:
+                try:
+                    objects = kube.all_objects(workload, namespace=args.namespace)
+                except NotFoundError:
+                    continue  # the kind's CRD is not installed: nothing of it to report
+                rows.extend(row for item in objects if (row := job_row(item, workload)) is not None)
         finally:
             kube.close()
     except KubeError as e:

@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from datetime import UTC, datetime
 
-    from webhook.reconciler.kube import Kube, KubeError
+    from webhook.config.settings import load_settings
+    from webhook.reconciler.kube import Kube, KubeError, NotFoundError
     from webhook.reconciler.report import (
         WaitingRow,
         render_waiting,
@@ -50,8 +51,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         kube = Kube.connect(args.kubeconfig)
         try:
-            jobs = kube.all_jobs(namespace=args.namespace)
-            rows.extend(row for item in jobs if (row := waiting_row(item, now)))
+            for workload in load_settings().workloads.workloads:
+                try:
+                    objects = kube.all_objects(workload, namespace=args.namespace)
+                except NotFoundError:
+                    continue  # the kind's CRD is not installed: nothing of it waits
+                rows.extend(row for item in objects if (row := waiting_row(item, now, workload)))
         finally:
             kube.close()
     except KubeError as e:

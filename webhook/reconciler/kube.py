@@ -202,21 +202,23 @@ class Kube:
 
     # -- Jobs, and the other workload kinds --------------------------------------------------
 
+    def all_objects(self, workload: Workload, *, namespace: str | None = None) -> list[Any]:
+        """Every object of ``workload``'s kind (of ``namespace``, else of all), page by page;
+        :class:`NotFoundError` when the kind is not served (its CRD is not installed)."""
+        api = self.for_workload(workload)
+        objects: list[Any] = []
+        token: str | None = None
+        while True:
+            page = api.list_jobs(limit=500, continue_token=token, namespace=namespace)
+            objects.extend(page.items)
+            token = page.continue_token
+            if not token:
+                return objects
+
     def for_workload(self, workload: Workload) -> Kube | CustomWorkloads:
         """The list/watch/get/patch calls for ``workload``'s objects: this adapter itself for
         ``batch/v1`` Jobs, the custom-objects API for every other kind."""
         return self if workload is JOB else CustomWorkloads(self, workload)
-
-    def all_jobs(self, *, namespace: str | None = None, page_size: int = 500) -> list[Any]:
-        """Every Job (of ``namespace``, else of all namespaces), read page by page."""
-        jobs: list[Any] = []
-        token: str | None = None
-        while True:
-            page = self.list_jobs(limit=page_size, continue_token=token, namespace=namespace)
-            jobs.extend(page.items)
-            token = page.continue_token
-            if not token:
-                return jobs
 
     def list_jobs(
         self, *, limit: int, continue_token: str | None = None, namespace: str | None = None
@@ -412,8 +414,10 @@ class Kube:
         *,
         limit: int,
         continue_token: str | None = None,
+        namespace: str | None = None,
     ) -> Page:
-        """One page of custom objects of every namespace (or cluster-scoped ones)."""
+        """One page of custom objects of ``namespace``, else of every namespace (or of
+        cluster-scoped ones)."""
         kwargs: dict[str, Any] = {
             "limit": limit,
             "_preload_content": False,
@@ -422,7 +426,16 @@ class Kube:
         if continue_token:
             kwargs["_continue"] = continue_token
         with _calling(f"list {plural}.{group}/{version}"):
-            body = _json(self._custom.list_cluster_custom_object(group, version, plural, **kwargs))
+            if namespace:
+                body = _json(
+                    self._custom.list_namespaced_custom_object(
+                        group, version, namespace, plural, **kwargs
+                    )
+                )
+            else:
+                body = _json(
+                    self._custom.list_cluster_custom_object(group, version, plural, **kwargs)
+                )
         metadata = body.get("metadata") or {}
         return Page(
             list(body.get("items") or []),
@@ -592,9 +605,9 @@ class CustomWorkloads:
     def list_jobs(
         self, *, limit: int, continue_token: str | None = None, namespace: str | None = None
     ) -> Page:
-        if namespace is not None:
-            raise ValueError("CustomWorkloads lists all namespaces only")
-        return self._kube.list_custom(*self._resource, limit=limit, continue_token=continue_token)
+        return self._kube.list_custom(
+            *self._resource, limit=limit, continue_token=continue_token, namespace=namespace
+        )
 
     def watch_jobs(self, resource_version: str, *, timeout_s: int) -> WatchStream:
         return self._kube.watch_custom(*self._resource, resource_version, timeout_s=timeout_s)

@@ -24,6 +24,8 @@ import orjson
 from webhook.core import annotations as keys
 from webhook.core.annotations import Decision, format_time
 from webhook.core.durations import parse_duration
+from webhook.workloads.base import Workload, is_suspended
+from webhook.workloads.job import JOB
 from webhook.workloads.ownership import job_annotations
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -79,10 +81,17 @@ class JobRow:
     actual_savings_g: float | None
     cost_usd: float | None
     cost_savings_usd: float | None
+    kind: str = "Job"
+
+    @property
+    def label(self) -> str:
+        """The name, prefixed by the kind for anything but a Job (``JobSet/sweep``)."""
+        return self.name if self.kind == "Job" else f"{self.kind}/{self.name}"
 
 
-def job_row(job: Mapping[str, Any]) -> JobRow | None:
-    """The report row of ``job``; None for a Job greenlight never judged."""
+def job_row(job: Mapping[str, Any], workload: Workload = JOB) -> JobRow | None:
+    """The report row of ``job`` (an object of kind ``workload``); None for one greenlight
+    never judged."""
     annotations = job_annotations(job)
     decision = annotations.get(keys.DECISION)
     if not isinstance(decision, str):
@@ -121,6 +130,7 @@ def job_row(job: Mapping[str, Any]) -> JobRow | None:
         actual_savings_g=_number(annotations.get(keys.ACTUAL_SAVINGS_G)),
         cost_usd=cost,
         cost_savings_usd=cost_savings,
+        kind=workload.gvk.kind,
     )
 
 
@@ -287,7 +297,7 @@ def render_table(rows: list[JobRow], namespaces: list[NamespaceRow]) -> str:
         [
             [
                 r.namespace,
-                r.name,
+                r.label,
                 r.decision,
                 r.release_reason or ("waiting" if r.decision == Decision.DEFERRED else ""),
                 _cell(r.release_at),
@@ -371,14 +381,23 @@ class WaitingRow:
     expected_savings_pct: float | None
     replans: int
     overdue: bool  # release-at has passed and the Job is still suspended
+    kind: str = "Job"
+
+    @property
+    def label(self) -> str:
+        """The name, prefixed by the kind for anything but a Job (``JobSet/sweep``)."""
+        return self.name if self.kind == "Job" else f"{self.kind}/{self.name}"
 
 
-def waiting_row(job: Mapping[str, Any], now: datetime) -> WaitingRow | None:
-    """The row of ``job`` if it is deferred and still waiting (suspended, not released)."""
+def waiting_row(
+    job: Mapping[str, Any], now: datetime, workload: Workload = JOB
+) -> WaitingRow | None:
+    """The row of ``job`` (of kind ``workload``) if it is deferred and still waiting
+    (suspended, not released)."""
     annotations = job_annotations(job)
     if annotations.get(keys.DECISION) != Decision.DEFERRED or keys.RELEASED_AT in annotations:
         return None
-    if _mapping(job.get("spec")).get("suspend") is not True:
+    if not is_suspended(workload, job):
         return None
     metadata = _mapping(job.get("metadata"))
     release_at = _time(annotations.get(keys.RELEASE_AT))
@@ -397,6 +416,7 @@ def waiting_row(job: Mapping[str, Any], now: datetime) -> WaitingRow | None:
         expected_savings_pct=_number(annotations.get(keys.SAVINGS_PCT)),
         replans=int(replans) if replans is not None else 0,
         overdue=release_at is not None and release_at <= now,
+        kind=workload.gvk.kind,
     )
 
 
@@ -475,7 +495,7 @@ def render_waiting(
         [
             [
                 r.namespace,
-                r.name,
+                r.label,
                 _relative(r.release_at, now) + (" OVERDUE" if r.overdue else ""),
                 r.reason_code,
                 _cell(r.expected_savings_g),

@@ -18,6 +18,7 @@ from webhook.reconciler.report import (
     select,
     summarize,
 )
+from webhook.workloads.jobset import JOBSET
 
 HOUR = 3600
 
@@ -177,3 +178,12 @@ def test_table_columns_line_up_with_their_headers() -> None:
             assert line[end : end + 2] in ("  ", ""), (title, line)  # a cell ends here
     a = next(li for li in body if li.split()[:2] == ["ml", "a"])
     assert a[: header.index("EST SAVED g") + len("EST SAVED g")].endswith("600.0")
+
+
+def test_a_jobset_row_names_its_kind_in_every_format() -> None:
+    row = job_row(deferred_job("sweep", extra=FINISHED), JOBSET)
+    assert row is not None
+    assert (row.kind, row.label) == ("JobSet", "JobSet/sweep")
+    assert "JobSet/sweep" in render([row], summarize([row]), "table")
+    assert json.loads(render([row], summarize([row]), "json"))["jobs"][0]["kind"] == "JobSet"
+    assert "JobSet" in render([row], summarize([row]), "csv")

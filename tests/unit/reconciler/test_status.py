@@ -14,6 +14,7 @@ from webhook.reconciler.report import (
     waiting_row,
     waiting_summary,
 )
+from webhook.workloads.kubeflow import PYTORCHJOB
 
 HOUR = 3600
 NOW = at(2 * HOUR)
@@ -116,3 +117,17 @@ def test_the_table_shows_release_times_relative_to_now() -> None:
 def test_t0_is_the_builders_admission() -> None:
     (row,) = waiting([deferred_job("train")])
     assert row.admitted_at == T0
+
+
+def test_a_waiting_pytorchjob_is_read_at_its_own_suspend_flag_and_named_with_its_kind() -> None:
+    ddp = deferred_job("ddp")
+    ddp.update(apiVersion="kubeflow.org/v1", kind="PyTorchJob")
+    ddp["spec"] = {"runPolicy": {"suspend": True}}
+    (row,) = [r for r in [waiting_row(ddp, NOW, PYTORCHJOB)] if r is not None]
+    assert (row.kind, row.label) == ("PyTorchJob", "PyTorchJob/ddp")
+    assert "PyTorchJob/ddp" in render_waiting([row], waiting_summary([row]), "table", NOW)
+    assert json.loads(render_waiting([row], [], "json", NOW))["jobs"][0]["kind"] == "PyTorchJob"
+    ddp["spec"]["runPolicy"]["suspend"] = False  # resumed by its user: no longer waiting
+    assert waiting_row(ddp, NOW, PYTORCHJOB) is None
+    # A Job's spec.suspend means nothing on a PyTorchJob.
+    assert waiting_row({**ddp, "spec": {"suspend": True}}, NOW, PYTORCHJOB) is None
