@@ -30,7 +30,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -207,36 +207,49 @@ def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return metadata if isinstance(metadata, Mapping) else {}
 
 
-class JobFeed:
-    """List + watch of one workload kind in all namespaces into ``sink`` (run it in a
-    thread); ``source`` serves that kind."""
+class ListWatch:
+    """List every object of one resource page by page, then watch from the list's
+    resourceVersion, forever (run it in a thread): the one loop every feed shares.
+
+    Each page goes to ``on_page`` (then is dropped: the raw page is the bulk of a relist's
+    memory), the end of a list to ``on_listed(seconds, cause)``, each watch event but
+    bookmarks to ``on_event(type, object)``. A watch ends when the server's timeout runs out
+    and resumes from the last resourceVersion seen; ``410 Gone`` relists at once; a resource
+    the apiserver does not serve (404: its CRD is not installed) is logged once, reported to
+    ``on_absent(cause)`` and listed again every ``absent_retry_s``; any other error relists
+    after ``retry_s``, doubled on each failure in a row up to ``max_retry_s``."""
 
     def __init__(
         self,
         source: JobSource,
-        sink: Callable[[FeedMessage], None],
         *,
-        workload: Workload = JOB,
+        resource: str,
+        on_page: Callable[[list[dict[str, Any]]], None],
+        on_listed: Callable[[float, str], None],
+        on_event: Callable[[str, dict[str, Any]], None],
+        on_absent: Callable[[str], None] = lambda cause: None,
+        on_relist: Callable[[str], None] = lambda cause: None,
         page_size: int = 500,
         watch_timeout_s: int = 300,
         retry_s: float = 2.0,
+        max_retry_s: float | None = None,
         absent_retry_s: float = 60.0,
-        on_relist: Callable[[str], None] = lambda cause: None,
         clock: Callable[[], float] = time.monotonic,
-        signing_keys: SigningKeys | None = None,
     ) -> None:
         self._source = source
-        self._workload = workload
-        gvk = workload.gvk
-        self._resource = f"{workload.plural}.{gvk.group or 'core'}/{gvk.version}"
-        self._absent_retry_s = absent_retry_s
-        self._absent = False
-        self._signing_keys = signing_keys
-        self._sink = sink
+        self.resource = resource
+        """What is listed, for log lines (``jobsets.jobset.x-k8s.io/v1alpha2``)."""
+        self._on_page = on_page
+        self._on_listed = on_listed
+        self._on_event = on_event
+        self._on_absent = on_absent
+        self._on_relist = on_relist
         self._page_size = page_size
         self._watch_timeout_s = watch_timeout_s
         self._retry_s = retry_s
-        self._on_relist = on_relist
+        self._max_retry_s = retry_s if max_retry_s is None else max_retry_s
+        self._absent_retry_s = absent_retry_s
+        self._absent = False
         self._clock = clock
         self._stop = threading.Event()
         self._stream: Stream | None = None
@@ -253,13 +266,15 @@ class JobFeed:
 
     def run(self) -> None:
         cause = "start"
+        retry_s = self._retry_s
         while not self._stop.is_set():
             try:
                 version = self.relist(cause)
+                retry_s = self._retry_s
                 self._watch_from(version)
                 return  # stopped
             except GoneError as e:
-                log.info("%s watch: %s; relisting", self._resource, e)
+                log.info("%s watch: %s; relisting", self.resource, e)
                 cause = "gone"
             except NotFoundError as e:
                 if self._stop.is_set():
@@ -271,66 +286,45 @@ class JobFeed:
                 if self._stop.is_set():
                     return
                 log.warning(
-                    "%s feed interrupted (%s); relisting in %.0f s",
-                    self._resource,
-                    e,
-                    self._retry_s,
+                    "%s feed interrupted (%s); relisting in %.0f s", self.resource, e, retry_s
                 )
                 cause = "error"
-                self._stop.wait(self._retry_s)
+                self._stop.wait(retry_s)
+                retry_s = min(retry_s * 2, self._max_retry_s)
 
     def _not_served(self, cause: str, error: KubeError) -> None:
-        """The kind is not served (its CRD is not installed): nothing of it to track."""
         if not self._absent:
             log.warning(
                 "%s is not served by the apiserver (CRD not installed?): %s; nothing of this "
                 "kind is judged or released until it is (checked every %.0f s)",
-                self._resource,
+                self.resource,
                 error,
                 self._absent_retry_s,
             )
             self._absent = True
-        self._sink(ListDone(frozenset(), 0.0, cause, self._workload))
+        self._on_absent(cause)
 
     def relist(self, cause: str) -> str:
-        """List every Job, page by page; the list's resourceVersion."""
+        """List every object, page by page; the list's resourceVersion."""
         self._on_relist(cause)
         started = self._clock()
-        uids: set[str] = set()
         token: str | None = None
         version = ""
         while True:
             page = self._source.list_jobs(limit=self._page_size, continue_token=token)
             version = page.resource_version or version
             token = page.continue_token
-            jobs = self._tracked(page.items, uids)
-            del page  # the raw page is the bulk of a relist's memory: drop it before the next
-            self._sink(Listed(jobs))
+            items = page.items
+            del page
+            self._on_page(items)
+            del items
             if not token or self._stop.is_set():
                 break
-        self._sink(ListDone(frozenset(uids), self._clock() - started, cause, self._workload))
         if self._absent:
-            log.info("%s is served now: watching it", self._resource)
+            log.info("%s is served now: watching it", self.resource)
             self._absent = False
-        log.info(
-            "listed %d deferred %s in %.2f s (%s)",
-            len(uids),
-            self._resource,
-            self._clock() - started,
-            cause,
-        )
+        self._on_listed(self._clock() - started, cause)
         return version
-
-    def _tracked(self, items: Iterable[Mapping[str, Any]], uids: set[str]) -> list[TrackedJob]:
-        jobs = []
-        for item in items:
-            job = read_job(item, self._signing_keys, self._workload)
-            if isinstance(job, Unreadable | Forged):
-                self._sink(job)
-            elif job is not None:
-                jobs.append(job)
-                uids.add(job.uid)
-        return jobs
 
     def _watch_from(self, version: str) -> None:
         while not self._stop.is_set():
@@ -338,26 +332,100 @@ class JobFeed:
             self._stream = stream
             try:
                 for kind, obj in stream:
-                    metadata = _metadata(obj)
-                    version = str(metadata.get("resourceVersion") or version)
-                    if kind == "BOOKMARK":
-                        continue
-                    if kind == "ADDED":
-                        created = read_not_deferred(obj, self._signing_keys, self._workload)
-                        if created is not None:
-                            self._sink(created)
-                    uid = str(metadata.get("uid", ""))
-                    job = (
-                        None
-                        if kind == "DELETED"
-                        else read_job(obj, self._signing_keys, self._workload)
-                    )
-                    if isinstance(job, Unreadable | Forged):
-                        self._sink(job)  # the controller drops it if it was tracked
-                    else:
-                        self._sink(Changed(uid, job))
+                    version = str(_metadata(obj).get("resourceVersion") or version)
+                    if kind != "BOOKMARK":
+                        self._on_event(kind, obj)
                     if self._stop.is_set():
                         return
             finally:
                 self._stream = None
                 stream.close()
+
+
+class JobFeed:
+    """List + watch of one workload kind in all namespaces into ``sink`` (run it in a
+    thread); ``source`` serves that kind. Every object is reduced to a message
+    (:func:`read_job`) as it arrives, so raw objects never pile up in a queue."""
+
+    def __init__(
+        self,
+        source: JobSource,
+        sink: Callable[[FeedMessage], None],
+        *,
+        workload: Workload = JOB,
+        page_size: int = 500,
+        watch_timeout_s: int = 300,
+        retry_s: float = 2.0,
+        absent_retry_s: float = 60.0,
+        on_relist: Callable[[str], None] = lambda cause: None,
+        clock: Callable[[], float] = time.monotonic,
+        signing_keys: SigningKeys | None = None,
+    ) -> None:
+        self._workload = workload
+        self._signing_keys = signing_keys
+        self._sink = sink
+        self._uids: set[str] = set()
+        self._on_relist = on_relist
+        gvk = workload.gvk
+        self._loop = ListWatch(
+            source,
+            resource=f"{workload.plural}.{gvk.group or 'core'}/{gvk.version}",
+            on_page=self._page,
+            on_listed=self._listed,
+            on_event=self._event,
+            on_absent=lambda cause: self._sink(ListDone(frozenset(), 0.0, cause, workload)),
+            on_relist=self._relisting,
+            page_size=page_size,
+            watch_timeout_s=watch_timeout_s,
+            retry_s=retry_s,
+            absent_retry_s=absent_retry_s,
+            clock=clock,
+        )
+
+    def stop(self) -> None:
+        self._loop.stop()
+
+    @property
+    def stopped(self) -> bool:
+        return self._loop.stopped
+
+    def run(self) -> None:
+        self._loop.run()
+
+    def relist(self, cause: str) -> str:
+        """List every object of the kind, page by page; the list's resourceVersion."""
+        return self._loop.relist(cause)
+
+    def _relisting(self, cause: str) -> None:
+        self._uids.clear()  # what an interrupted list saw is not a list
+        self._on_relist(cause)
+
+    def _page(self, items: list[dict[str, Any]]) -> None:
+        jobs = []
+        for item in items:
+            job = read_job(item, self._signing_keys, self._workload)
+            if isinstance(job, Unreadable | Forged):
+                self._sink(job)
+            elif job is not None:
+                jobs.append(job)
+                self._uids.add(job.uid)
+        self._sink(Listed(jobs))
+
+    def _listed(self, seconds: float, cause: str) -> None:
+        uids, self._uids = frozenset(self._uids), set()
+        self._sink(ListDone(uids, seconds, cause, self._workload))
+        log.info(
+            "listed %d deferred %s in %.2f s (%s)", len(uids), self._loop.resource, seconds, cause
+        )
+
+    def _event(self, kind: str, obj: dict[str, Any]) -> None:
+        if kind == "ADDED":
+            created = read_not_deferred(obj, self._signing_keys, self._workload)
+            if created is not None:
+                self._sink(created)
+        uid = str(_metadata(obj).get("uid", ""))
+        job = None if kind == "DELETED" else read_job(obj, self._signing_keys, self._workload)
+        if isinstance(job, Unreadable | Forged):
+            self._sink(job)  # the controller drops it if it was tracked
+        else:
+            self._sink(Changed(uid, job))

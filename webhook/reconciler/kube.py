@@ -215,10 +215,17 @@ class Kube:
             if not token:
                 return objects
 
+    def custom_resource(self, group: str, version: str, plural: str) -> CustomWorkloads:
+        """The list/watch/get/patch calls on one custom resource (Kueue's Workloads ...)."""
+        return CustomWorkloads(self, group, version, plural)
+
     def for_workload(self, workload: Workload) -> Kube | CustomWorkloads:
         """The list/watch/get/patch calls for ``workload``'s objects: this adapter itself for
         ``batch/v1`` Jobs, the custom-objects API for every other kind."""
-        return self if workload is JOB else CustomWorkloads(self, workload)
+        if workload is JOB:
+            return self
+        gvk = workload.gvk
+        return CustomWorkloads(self, gvk.group, gvk.version, workload.plural)
 
     def list_jobs(
         self, *, limit: int, continue_token: str | None = None, namespace: str | None = None
@@ -594,13 +601,13 @@ class Kube:
 
 class CustomWorkloads:
     """The Job calls of :class:`Kube` (``list_jobs``, ``watch_jobs``, ``get_job``,
-    ``patch_job``) for a workload kind served as a custom resource (JobSet, PyTorchJob, ...),
-    so the feed and the controller use one interface for every kind."""
+    ``patch_job``) for a resource served by a custom resource definition (a JobSet,
+    PyTorchJob ... or Kueue's Workloads), so one list-and-watch loop and one controller
+    interface serve every kind."""
 
-    def __init__(self, kube: Kube, workload: Workload) -> None:
+    def __init__(self, kube: Kube, group: str, version: str, plural: str) -> None:
         self._kube = kube
-        gvk = workload.gvk
-        self._resource = (gvk.group, gvk.version, workload.plural)
+        self._resource = (group, version, plural)
 
     def list_jobs(
         self, *, limit: int, continue_token: str | None = None, namespace: str | None = None

@@ -35,14 +35,12 @@ from webhook.core import annotations as keys
 from webhook.core.annotations import Decision, Inputs, format_time, parse_inputs
 from webhook.core.series import from_epoch
 from webhook.reconciler import kueue_check as check
+from webhook.reconciler.feed import JobSource, ListWatch
 from webhook.reconciler.kube import (
     AlreadyExistsError,
     ConflictError,
-    GoneError,
     KubeError,
     NotFoundError,
-    Page,
-    WatchStream,
 )
 from webhook.reconciler.timers import TimerQueue
 from webhook.telemetry.metrics import KueueCheckMetrics
@@ -64,19 +62,7 @@ class KueueAPI(Protocol):
 
     def served_versions(self, group: str) -> list[str]: ...
 
-    def list_custom(
-        self,
-        group: str,
-        version: str,
-        plural: str,
-        *,
-        limit: int,
-        continue_token: str | None = None,
-    ) -> Page: ...
-
-    def watch_custom(
-        self, group: str, version: str, plural: str, resource_version: str, *, timeout_s: int
-    ) -> WatchStream: ...
+    def custom_resource(self, group: str, version: str, plural: str) -> JobSource: ...
 
     def get_custom(
         self, group: str, version: str, plural: str, namespace: str, name: str
@@ -170,8 +156,7 @@ class KueueChecks:
         self._inbox: queue.Queue[_Message] = queue.Queue()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._streams: set[WatchStream] = set()
-        self._streams_lock = threading.Lock()
+        self._feeds: list[ListWatch] = []
         self.version: str | None = None
         self.failure: BaseException | None = None
         self._checks: dict[str, Mapping[str, Any]] = {}
@@ -192,9 +177,8 @@ class KueueChecks:
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stopping.set()
         self._inbox.put(_Stop())
-        with self._streams_lock:
-            for stream in list(self._streams):
-                stream.close()
+        for feed in self._feeds:
+            feed.stop()
         for thread in self._threads:
             thread.join(timeout_s)
 
@@ -227,53 +211,32 @@ class KueueChecks:
         )
         return None
 
-    def _watch(self, plural: str) -> None:
+    def _feed(self, plural: str) -> ListWatch:
+        """The list-and-watch of one resource into the inbox (a list arrives whole)."""
         version = self.version
         assert version is not None
-        backoff = 1.0
-        while not self._stopping.is_set():
-            try:
-                items: list[dict[str, Any]] = []
-                token: str | None = None
-                while True:
-                    page = self._kube.list_custom(
-                        GROUP, version, plural, limit=PAGE_SIZE, continue_token=token
-                    )
-                    items += page.items
-                    token = page.continue_token
-                    if not token:
-                        break
-                self._inbox.put(_Listed(plural, items))
-                resource_version = page.resource_version
-                while not self._stopping.is_set():
-                    stream = self._kube.watch_custom(
-                        GROUP,
-                        version,
-                        plural,
-                        resource_version,
-                        timeout_s=int(self._settings.relist_s),
-                    )
-                    with self._streams_lock:
-                        self._streams.add(stream)
-                    try:
-                        for kind, obj in stream:
-                            version_seen = (obj.get("metadata") or {}).get("resourceVersion")
-                            if version_seen:
-                                resource_version = str(version_seen)
-                            if kind in ("ADDED", "MODIFIED", "DELETED"):
-                                self._inbox.put(_Changed(plural, kind, obj))
-                    finally:
-                        with self._streams_lock:
-                            self._streams.discard(stream)
-                    backoff = 1.0
-            except GoneError:
-                log.info("kueue check: %s watch expired; relisting", plural)
-            except KubeError as e:
-                log.warning(
-                    "kueue check: %s watch failed (%s); retrying in %.0f s", plural, e, backoff
-                )
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+        items: list[dict[str, Any]] = []
+
+        def listed(seconds: float, cause: str) -> None:
+            self._inbox.put(_Listed(plural, list(items)))
+            items.clear()
+
+        def event(kind: str, obj: dict[str, Any]) -> None:
+            if kind in ("ADDED", "MODIFIED", "DELETED"):
+                self._inbox.put(_Changed(plural, kind, obj))
+
+        return ListWatch(
+            self._kube.custom_resource(GROUP, version, plural),
+            resource=f"{plural}.{GROUP}/{version}",
+            on_page=items.extend,
+            on_listed=listed,
+            on_event=event,
+            on_relist=lambda cause: items.clear(),
+            page_size=PAGE_SIZE,
+            watch_timeout_s=int(self._settings.relist_s),
+            retry_s=1.0,
+            max_retry_s=MAX_BACKOFF_S,
+        )
 
     # -- The controller ----------------------------------------------------------------------
 
@@ -284,9 +247,9 @@ class KueueChecks:
                 return
         log.info("kueue check: watching %s/%s workloads and admissionchecks", GROUP, self.version)
         for plural in ("admissionchecks", "workloads"):
-            thread = threading.Thread(
-                target=self._watch, args=(plural,), name=f"kueue-watch-{plural}", daemon=True
-            )
+            feed = self._feed(plural)
+            self._feeds.append(feed)
+            thread = threading.Thread(target=feed.run, name=f"kueue-watch-{plural}", daemon=True)
             self._threads.append(thread)
             thread.start()
         listed: set[str] = set()
