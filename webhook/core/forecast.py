@@ -449,12 +449,16 @@ class SkillConfig:
     """Scored forecasts needed at a lead before its skill counts; fewer means no skill (0)."""
     learned: bool = False
     """True: combine the history's signals per lead by their measured past effect
-    (``learned_history_forecast``, experimental: measured on four runs only, not yet the
-    default); False: scale the plain history forecast by its measured skill."""
+    (``learned_history_forecast``); False (the default): scale the plain history forecast by
+    its measured skill. Off because on a random walk it still predicts swings that never come,
+    and its gain (about one point fewer Jobs made worse at equal capture, on the 16 history
+    runs and on 2021) needs a wider margin than the provider forecast's default
+    (docs/benchmarks.md, "The learned combination")."""
     ridge: float = 0.05
     """Shrinkage of the learned combination toward "no change" (the current level), as a share
     of each signal's own variance: what keeps a signal seen only a few times from moving the
-    forecast."""
+    forecast. 0.05 was set on four runs and not re-measured; it shrinks a swing that always
+    comes true by about 5 %."""
 
 
 @dataclass(frozen=True)
