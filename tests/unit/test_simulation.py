@@ -69,6 +69,7 @@ class TestMetrics:
         assert metrics.oracle_capture_pct == pytest.approx(100.0)
         assert metrics.worse_jobs_pct == 0
         assert metrics.worse_jobs_mean_extra_pct == 0
+        assert metrics.worse_jobs_mean_extra_g == 0
         assert metrics.mean_delay_h == pytest.approx(1.5)
         assert metrics.max_delay_h == pytest.approx(2.0)
         assert metrics.deadline_misses == 0
@@ -90,6 +91,7 @@ class TestMetrics:
         assert metrics.worse_jobs_pct == 100
         # Both ran at 300 instead of 100 g/kWh: 200 % more each.
         assert metrics.worse_jobs_mean_extra_pct == pytest.approx(200.0)
+        assert metrics.worse_jobs_mean_extra_g == pytest.approx(200.0)  # g, at 1 kWh each
         assert metrics.deadline_misses == 1
         assert metrics.reduction_pct == pytest.approx(-200.0)
         assert metrics.oracle_capture_pct is None
@@ -271,6 +273,7 @@ class TestCommand:
                 "oracle_capture_pct",
                 "worse_jobs_pct",
                 "worse_jobs_mean_extra_pct",
+                "worse_jobs_mean_extra_g",
                 "mean_delay_h",
                 "p95_delay_h",
                 "max_delay_h",

@@ -751,7 +751,7 @@ class Reconciler:
             )
             self._event(job_events.replanned(job, action))
         elif isinstance(action, Wait):  # a kept re-plan, recorded on the Job
-            self._event(job_events.plan_kept(job, action.why))
+            self._event(job_events.plan_kept(job, action.why, action.outlook))
         elif isinstance(action, Account):
             result = action.accounting
             self._metrics.actual_emissions.labels(namespace=job.namespace).inc(

@@ -34,7 +34,7 @@ from webhook.core.cost import PriceModel
 from webhook.core.forecast import ForecastResult, ForecastUncertainty
 from webhook.core.planner import PlannerSettings, PlanRequest, Replan, replan
 from webhook.core.provenance import SIGNED_KEYS, SigningKeys
-from webhook.core.series import StepSeries
+from webhook.core.series import StepSeries, to_epoch
 from webhook.reconciler.accounting import Accounting, AccountingError, account
 from webhook.workloads.base import Workload, is_suspended, set_suspend
 from webhook.workloads.job import JOB
@@ -138,6 +138,13 @@ class TrackedJob:
     intensity_planned_g_per_kwh: float | None = None
     savings_g: float | None = None
     savings_pct: float | None = None
+    forecast_source: str | None = None
+    """What the plan at admission was made from (``forecast-source``); None on older Jobs."""
+    forecast_error_pct: float | None = None
+    """That forecast's measured error at the planned lead (``forecast-error-pct``), where
+    measured; with it the saving one such error either side (``savings-pct-low``/``-high``)."""
+    savings_pct_low: float | None = None
+    savings_pct_high: float | None = None
     workload: Workload = JOB
 
     @property
@@ -203,6 +210,10 @@ def track(job: Mapping[str, Any], workload: Workload = JOB) -> TrackedJob | None
         intensity_planned_g_per_kwh=_float(annotations.get(keys.INTENSITY_PLANNED)),
         savings_g=_float(annotations.get(keys.SAVINGS_G)),
         savings_pct=_float(annotations.get(keys.SAVINGS_PCT)),
+        forecast_source=_text(annotations.get(keys.FORECAST_SOURCE)),
+        forecast_error_pct=_float(annotations.get(keys.FORECAST_ERROR_PCT)),
+        savings_pct_low=_float(annotations.get(keys.SAVINGS_PCT_LOW)),
+        savings_pct_high=_float(annotations.get(keys.SAVINGS_PCT_HIGH)),
         workload=workload,
     )
 
@@ -233,6 +244,17 @@ def release_target(uid: str, deferral: Deferral, spread_s: float) -> datetime:
 
 
 @dataclass(frozen=True)
+class Outlook:
+    """What a re-plan's choice rests on, for the Event that reports it: the source of the
+    forecast it re-planned on, that forecast's measured error at the chosen release's lead
+    (None: not measured) and the chosen release's expected saving against running now."""
+
+    source: str
+    savings_pct: float
+    error_pct: float | None = None
+
+
+@dataclass(frozen=True)
 class Forget:
     why: str
 
@@ -251,6 +273,8 @@ class Wait:
     check_at: datetime | None = None
     """When its next re-plan check is due (None: it will not be re-planned again). The
     controller keeps it and passes it back to :func:`decide` as ``scheduled_check``."""
+    outlook: Outlook | None = None
+    """For a re-plan that kept the plan on a forecast: what the kept release expects."""
 
 
 @dataclass(frozen=True)
@@ -272,6 +296,8 @@ class Move:
     previous: datetime
     why: str
     savings_g: float | None = None
+    outlook: Outlook | None = None
+    """What the new release expects, on the forecast the re-plan used."""
 
 
 @dataclass(frozen=True)
@@ -312,6 +338,7 @@ class Knowledge:
 class _Usable:
     series: StepSeries
     uncertainty: ForecastUncertainty | None
+    source: str
 
 
 def _usable(result: ForecastResult | None, knowledge: Knowledge) -> _Usable | str:
@@ -321,7 +348,7 @@ def _usable(result: ForecastResult | None, knowledge: Knowledge) -> _Usable | st
     age = result.age_s or 0.0
     if age > knowledge.forecast_max_age_s:
         return f"the {result.source} forecast is {age:.0f} s old"
-    return _Usable(result.series, result.uncertainty)
+    return _Usable(result.series, result.uncertainty, result.source)
 
 
 def _replan(job: TrackedJob, deferral: Deferral, forecast: _Usable, knowledge: Knowledge) -> Replan:
@@ -352,6 +379,22 @@ def _replan(job: TrackedJob, deferral: Deferral, forecast: _Usable, knowledge: K
         prices=prices,
         uncertainty=forecast.uncertainty,
     )
+
+
+def _outlook(
+    release: datetime, result: Replan, deferral: Deferral, forecast: _Usable, now: datetime
+) -> Outlook:
+    """The expected saving of starting at ``release`` (the re-plan's move, or the kept plan)
+    against running now, on the forecast ``result`` was re-planned on, and that forecast's
+    error at its lead."""
+    start = to_epoch(release)
+    duration = deferral.duration_s
+    intensity = forecast.series.extended_to(start + duration).mean(start, start + duration)
+    now_intensity = result.plan.intensity_now_g_per_kwh
+    saving_pct = 100.0 * (now_intensity - intensity) / now_intensity if now_intensity > 0 else 0.0
+    lead_s = (release - now).total_seconds()
+    error = forecast.uncertainty.at_lead(lead_s) if forecast.uncertainty is not None else None
+    return Outlook(forecast.source, saving_pct, error)
 
 
 def next_replan_check(
@@ -462,7 +505,13 @@ def _due(job: TrackedJob, deferral: Deferral, target: datetime, knowledge: Knowl
         )
     min_shift = timedelta(seconds=knowledge.settings.replan_min_shift_s)
     if result.action == "move" and result.start - now >= min_shift:
-        return Move(result.start, deferral.release_at, result.detail, result.plan.savings_g)
+        return Move(
+            result.start,
+            deferral.release_at,
+            result.detail,
+            result.plan.savings_g,
+            _outlook(result.start, result, deferral, forecast, now),
+        )
     return Release(planned, f"its planned time has come ({result.detail})", target)
 
 
@@ -500,8 +549,16 @@ def _waiting(
         return Release(ReleaseReason.REPLANNED, f"re-planned: {result.detail}")
     shift = abs((result.start - deferral.release_at).total_seconds())
     if result.action == "move" and shift >= settings.replan_min_shift_s:
-        return Move(result.start, deferral.release_at, result.detail, result.plan.savings_g)
-    return Wait(min(target, next_check), f"re-planned, {result.detail}", True, next_check)
+        return Move(
+            result.start,
+            deferral.release_at,
+            result.detail,
+            result.plan.savings_g,
+            _outlook(result.start, result, deferral, forecast, now),
+        )
+    # Kept (or a move too small to make): the planned release stands.
+    kept = _outlook(max(deferral.release_at, now), result, deferral, forecast, now)
+    return Wait(min(target, next_check), f"re-planned, {result.detail}", True, next_check, kept)
 
 
 # --- The writes that carry actions out -----------------------------------------------------

@@ -12,6 +12,12 @@ drops Events after an hour (``--event-ttl``) and its ``Deferred`` Event with the
 Each Event has a name fixed by the Job's uid and what it records, so recording it twice —
 after a restart, or by a new leader during a failover — is answered 409 AlreadyExists and
 changes nothing: every Event is recorded once.
+
+What a plan rests on is said with it: ``Deferred`` names the forecast the webhook planned on
+(``forecast-source``), its measured error at the planned lead and the expected saving as a
+range (``forecast-error-pct``, ``savings-pct-low``/``-high``), each where the Job records it;
+``Replanned`` and ``PlanKept`` say the same of the forecast the re-plan used (a Job admitted on
+greenlight's history forecast may be re-planned on the provider's once it is back).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Any
 
 from webhook.core.annotations import Decision, format_time
 from webhook.reconciler.accounting import Accounting
-from webhook.reconciler.decide import Move, Release, ReleaseReason, TrackedJob
+from webhook.reconciler.decide import Move, Outlook, Release, ReleaseReason, TrackedJob
 
 COMPONENT = "greenlight"
 REPORTING_COMPONENT = "greenlight.dev/reconciler"
@@ -63,19 +69,51 @@ def _grams(value: float | None) -> str:
     return "unknown" if value is None else f"{value:.0f} g"
 
 
+def _range(low: float, high: float) -> str:
+    return f"{low:.1f}% to {high:.1f}%"
+
+
+def _forecast(source: str | None, error_pct: float | None) -> str:
+    """ "; forecast history, measured error 4.2% at the planned lead" (each part where known)."""
+    if source is None and error_pct is None:
+        return ""
+    text = f"; forecast {source or 'of unrecorded source'}"
+    if error_pct is not None:
+        text += f", measured error {error_pct:.1f}% at the planned lead"
+    return text
+
+
 def deferred(job: TrackedJob) -> JobEvent | None:
     deferral = job.deferral
     if deferral is None:
         return None
     saving = _grams(job.savings_g)
     if job.savings_pct is not None:
-        saving += f" ({job.savings_pct:.1f}%)"
+        if job.savings_pct_low is not None and job.savings_pct_high is not None:
+            saving += (
+                f" ({job.savings_pct:.1f}%, {_range(job.savings_pct_low, job.savings_pct_high)})"
+            )
+        else:
+            saving += f" ({job.savings_pct:.1f}%)"
     return JobEvent(
         job,
         EventReason.DEFERRED,
         f"Deferred until {format_time(deferral.release_at)} (latest start "
         f"{format_time(deferral.release_by)}, zone {deferral.zone}); expected saving "
-        f"{saving} CO2eq",
+        f"{saving} CO2eq{_forecast(job.forecast_source, job.forecast_error_pct)}",
+    )
+
+
+def _outlook(outlook: Outlook | None) -> str:
+    """ "; expected saving 12.0% (9.1% to 14.9%) against running now; forecast provider, ..."""
+    if outlook is None:
+        return ""
+    saving = f"{outlook.savings_pct:.1f}%"
+    if outlook.error_pct is not None:
+        low = outlook.savings_pct - outlook.error_pct
+        saving += f" ({_range(low, outlook.savings_pct + outlook.error_pct)})"
+    return f"; expected saving {saving} against running now" + _forecast(
+        outlook.source, outlook.error_pct
     )
 
 
@@ -112,13 +150,14 @@ def replanned(job: TrackedJob, move: Move) -> JobEvent:
         job,
         EventReason.REPLANNED,
         f"Release moved {direction} from {format_time(move.previous)} to "
-        f"{format_time(move.start)}: {move.why}",
+        f"{format_time(move.start)}: {move.why}{_outlook(move.outlook)}",
         suffix=f"-{job.replan_count + 1}",
     )
 
 
-def plan_kept(job: TrackedJob, why: str) -> JobEvent | None:
-    """A re-plan that kept the plan (``why`` says what it found), numbered by the re-plans
+def plan_kept(job: TrackedJob, why: str, outlook: Outlook | None = None) -> JobEvent | None:
+    """A re-plan that kept the plan (``why`` says what it found; ``outlook``, where it
+    re-planned on a forecast, what the kept release expects), numbered by the re-plans
     recorded on the Job (``replan-checks``) so each one is its own Event."""
     deferral = job.deferral
     if deferral is None:
@@ -127,7 +166,7 @@ def plan_kept(job: TrackedJob, why: str) -> JobEvent | None:
         job,
         EventReason.PLAN_KEPT,
         f"Re-planned, release kept at {format_time(deferral.release_at)} (latest start "
-        f"{format_time(deferral.release_by)}): {why}",
+        f"{format_time(deferral.release_by)}): {why}{_outlook(outlook)}",
         suffix=f"-{job.replan_checks + 1}",
     )
 

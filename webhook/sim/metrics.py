@@ -63,6 +63,8 @@ class PolicyMetrics:
     worse_jobs_pct: float
     worse_jobs_mean_extra_pct: float
     """Mean extra emissions of the Jobs made worse, % of running each at arrival (0: none)."""
+    worse_jobs_mean_extra_g: float
+    """The same in grams of CO2eq per worse Job (0: none)."""
     mean_delay_h: float
     p50_delay_h: float
     p95_delay_h: float
@@ -127,6 +129,9 @@ def evaluate(
         ),
         worse_jobs_pct=100.0 * float(np.mean(worse)),
         worse_jobs_mean_extra_pct=float(np.mean(extra_pct[worse])) if worse.any() else 0.0,
+        worse_jobs_mean_extra_g=(
+            float(np.mean(policy_g[worse] - immediate_g[worse])) if worse.any() else 0.0
+        ),
         mean_delay_h=float(np.mean(delays_h)),
         p50_delay_h=float(np.percentile(delays_h, 50)),
         p95_delay_h=float(np.percentile(delays_h, 95)),

@@ -14,6 +14,7 @@ from webhook.core.datafiles import (
     load_carbon_file,
     load_vintage_file,
 )
+from webhook.core.forecast import SkillConfig
 from webhook.core.planner import PlannerSettings
 from webhook.core.series import IntArray
 from webhook.sim import policies
@@ -76,6 +77,8 @@ class SimulationConfig:
     max_delay_s: int = 24 * 3600
     threshold_g_per_kwh: float = 200.0
     planner: PlannerSettings = field(default_factory=PlannerSettings)
+    skill: SkillConfig = field(default_factory=SkillConfig)
+    """How the history forecaster measures its own skill (the product's defaults)."""
     noise_sigma: float | None = None
     seed: int = 7
 
@@ -166,6 +169,7 @@ def simulate(
                 data.forecast,
                 noise_sigma=config.noise_sigma or NOISE_SIGMA.get(zone, 0.08),
                 seed=config.seed,
+                skill_config=config.skill,
                 vintages=vintages,
             )
             callback = progress(len(jobs), 0) if progress is not None else None

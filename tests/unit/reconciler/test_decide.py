@@ -13,13 +13,14 @@ from hypothesis import strategies as st
 
 from webhook.config.reconciler import ReconcilerSettings
 from webhook.core import annotations as keys
-from webhook.core.forecast import ForecastResult, SourceKind
+from webhook.core.forecast import ForecastResult, ForecastUncertainty, SourceKind
 from webhook.core.series import StepSeries, to_epoch
 from webhook.reconciler.decide import (
     Account,
     Forget,
     Knowledge,
     Move,
+    Outlook,
     RecordManual,
     Release,
     ReleaseReason,
@@ -464,3 +465,61 @@ def test_timer_firings_replan_a_waiting_job_at_least_once_per_interval_plus_the_
         pytest.fail("the Job was never released")
     waited = (now - max(at(first_seen_s), job.deferral.admitted_at)).total_seconds()
     assert len(replans) >= int(waited // (2 * interval_s + max(lateness_s))) - 1
+
+
+def test_a_replan_says_what_its_forecast_expects_of_the_release_it_chose_or_kept() -> None:
+    """The outlook the Replanned and PlanKept Events report: the re-plan's forecast source,
+    its measured error at the release's lead, the release's saving against running now."""
+    by_lead = ForecastUncertainty(9.0, by_lead_pct=(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0))
+
+    def rounded(outlook: Outlook | None) -> Outlook | None:
+        if outlook is None:
+            return None
+        return Outlook(outlook.source, round(outlook.savings_pct, 6), outlook.error_pct)
+
+    def measured(series: StepSeries) -> ForecastResult:
+        return ForecastResult("DE", "test", "history", series, 60.0, False, None, by_lead)
+
+    # Re-planned at 1 h: 400 g/kWh now, 50 over hours [2, 4): moved to 2 h, 1 h ahead.
+    moved = decide(
+        tracked(**WAITING), knowledge(at(HOUR), measured(with_clean_hours(2, 4))), at(HOUR)
+    )
+    assert isinstance(moved, Move)
+    assert rounded(moved.outlook) == Outlook("history", 87.5, 1.0)
+    # Clean over [6, 10): the planned 6 h release is kept, 5 h ahead.
+    kept = decide(
+        tracked(**WAITING), knowledge(at(HOUR), measured(with_clean_hours(6, 10))), at(HOUR)
+    )
+    assert isinstance(kept, Wait)
+    assert kept.replan_checked
+    assert rounded(kept.outlook) == Outlook("history", 87.5, 5.0)
+    # A provider forecast without a measured error: the saving, and no error.
+    flat_then_clean = decide(
+        tracked(**WAITING), knowledge(at(HOUR), forecast(with_clean_hours(6, 10))), at(HOUR)
+    )
+    assert isinstance(flat_then_clean, Wait)
+    assert rounded(flat_then_clean.outlook) == Outlook("provider", 87.5, None)
+    # Nothing to re-plan on: no outlook.
+    blind = decide(tracked(**WAITING), knowledge(at(HOUR), forecast(None)), at(HOUR))
+    assert isinstance(blind, Wait)
+    assert blind.outlook is None
+
+
+def test_the_tracked_job_keeps_the_forecast_its_plan_was_made_on() -> None:
+    job = tracked(
+        **WAITING,
+        extra={
+            keys.FORECAST_SOURCE: "history",
+            keys.FORECAST_ERROR_PCT: "4.2",
+            keys.SAVINGS_PCT_LOW: "70.8",
+            keys.SAVINGS_PCT_HIGH: "79.2",
+        },
+    )
+    assert (job.forecast_source, job.forecast_error_pct) == ("history", 4.2)
+    assert (job.savings_pct_low, job.savings_pct_high) == (70.8, 79.2)
+    older = tracked(**WAITING)
+    assert (older.forecast_source, older.forecast_error_pct, older.savings_pct_low) == (
+        None,
+        None,
+        None,
+    )

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import pytest
 from builders import T0, at, deferred_job
 
 from webhook.core.annotations import Decision
 from webhook.reconciler import events
 from webhook.reconciler.accounting import Accounting
-from webhook.reconciler.decide import Move, ReleaseReason, TrackedJob, track
+from webhook.reconciler.decide import Move, Outlook, ReleaseReason, TrackedJob, track
 
 
 def job(name: str = "train", uid: str = "0123456789abcdef") -> TrackedJob:
@@ -103,3 +104,64 @@ def test_a_run_now_event_carries_the_numbers_of_running_now_where_a_plan_was_mad
     assert skipped.message == "Not deferrable, ran at once [kueue]: Kueue manages this Job"
     assert skipped.name == "train.greenlight-skipped-01234567"
     assert events.not_deferred(job(), Decision.DEFERRED, "window", "x") is None
+
+
+FORECAST_ANNOTATIONS = {
+    "greenlight.dev/forecast-source": "history",
+    "greenlight.dev/forecast-error-pct": "4.2",
+    "greenlight.dev/savings-pct-low": "70.8",
+    "greenlight.dev/savings-pct-high": "79.2",
+}
+
+
+def test_the_deferred_event_says_what_forecast_the_plan_rests_on_and_the_saving_range() -> None:
+    recorded = track(deferred_job(uid="0123456789abcdef", extra=FORECAST_ANNOTATIONS))
+    assert recorded is not None
+    event = events.deferred(recorded)
+    assert event is not None
+    assert "expected saving 600 g (75.0%, 70.8% to 79.2%) CO2eq" in event.message
+    assert event.message.endswith("; forecast history, measured error 4.2% at the planned lead")
+
+
+@pytest.mark.parametrize(
+    ("extra", "tail"),
+    [
+        pytest.param({}, "expected saving 600 g (75.0%) CO2eq", id="older-job-says-nothing-more"),
+        pytest.param(
+            {"greenlight.dev/forecast-source": "provider"},
+            "expected saving 600 g (75.0%) CO2eq; forecast provider",
+            id="error-not-measured-source-only",
+        ),
+        pytest.param(
+            {**FORECAST_ANNOTATIONS, "greenlight.dev/savings-pct-low": "soon"},
+            "expected saving 600 g (75.0%) CO2eq; forecast history, measured error 4.2% at the "
+            "planned lead",
+            id="unreadable-range-left-out",
+        ),
+    ],
+)
+def test_the_deferred_event_says_only_what_the_job_records(
+    extra: dict[str, str], tail: str
+) -> None:
+    recorded = track(deferred_job(uid="0123456789abcdef", extra=extra))
+    assert recorded is not None
+    event = events.deferred(recorded)
+    assert event is not None
+    assert event.message.endswith(tail)
+
+
+def test_replan_events_say_what_the_replans_forecast_expects_of_the_release() -> None:
+    outlook = Outlook("provider", 12.0, 2.9)
+    moved = events.replanned(job(), Move(at(7200), at(21600), "cleaner", 90.0, outlook))
+    assert moved.message.endswith(
+        ": cleaner; expected saving 12.0% (9.1% to 14.9%) against running now; forecast "
+        "provider, measured error 2.9% at the planned lead"
+    )
+    kept = events.plan_kept(job(), "kept: no better window", Outlook("history", -1.5))
+    assert kept is not None
+    assert kept.message.endswith(
+        ": kept: no better window; expected saving -1.5% against running now; forecast history"
+    )
+    plain = events.plan_kept(job(), "plan kept, no forecast: electricitymaps: unavailable")
+    assert plain is not None
+    assert plain.message.endswith("plan kept, no forecast: electricitymaps: unavailable")
