@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit e2e lint control-plane prometheus simulate bench clean manifests image
+.PHONY: run test unit e2e lint control-plane controllers prometheus simulate bench clean manifests image
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +22,23 @@ run: $(STAMP)
 control-plane:
 	hack/build-control-plane.sh
 
+## controllers: build (or find cached) the workload controllers the e2e suite runs: jobset and kueue
+# (tests/e2e/test_kueue.py, the JobSet tests). training-operator and kuberay are not used by any
+# test yet, so they are not built here (their CRDs are extracted all the same); build them with
+# `hack/build-controllers.sh` alone. Building needs Go and the Go module proxy; a cached build
+# needs neither.
+E2E_CONTROLLERS := jobset kueue
+controllers:
+	GREENLIGHT_CONTROLLERS="$(E2E_CONTROLLERS)" hack/build-controllers.sh
+
 ## prometheus: install Debian's prometheus package (prometheus, promtool) when missing; the e2e suite runs it
 prometheus:
 	hack/install-prometheus.sh
 
-## test: lint, type-check, unit and end-to-end tests (builds the control plane, installs Prometheus on first use)
-test: $(STAMP) control-plane prometheus lint
+## test: lint, type-check, unit and end-to-end tests (builds the control plane and the e2e controllers, installs Prometheus on first use)
+test: $(STAMP) control-plane controllers prometheus lint
 	GREENLIGHT_K8S_BIN=$$(hack/build-control-plane.sh 2>/dev/null) \
+	GREENLIGHT_CONTROLLERS_DIR=$$(GREENLIGHT_CONTROLLERS="$(E2E_CONTROLLERS)" hack/build-controllers.sh 2>/dev/null) \
 	GREENLIGHT_PROMETHEUS_BIN=$$(hack/install-prometheus.sh 2>/dev/null) $(BIN)/pytest -q
 
 ## unit: the fast tests only

@@ -23,7 +23,8 @@
 #
 # CRDs are extracted for all four components whatever GREENLIGHT_CONTROLLERS says (that only
 # downloads the module zip), so tests can install a component's CRDs without its controller.
-# Needs Go (>= 1.25, kueue v0.17's go directive) and a reachable Go module proxy (GOPROXY).
+# Building needs Go (>= 1.25, kueue v0.17's go directive) and a reachable Go module proxy
+# (GOPROXY); when everything asked for is cached it needs neither, prints the dir and exits 0.
 set -euo pipefail
 
 JOBSET_VERSION="${JOBSET_VERSION:-v0.10.1}"
@@ -39,7 +40,10 @@ export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 log() { printf '[build-controllers] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-command -v go >/dev/null 2>&1 || die "Go is not installed. Install Go >= 1.25 (https://go.dev/doc/install) and make sure the Go module proxy (GOPROXY=$(printf %s "${GOPROXY:-https://proxy.golang.org}")) is reachable."
+# Go is needed only for what is not cached yet: a machine with a full cache needs none.
+need_go() {
+  command -v go >/dev/null 2>&1 || die "Go is not installed, and $1 is not cached under $TOOLS_DIR. Install Go >= 1.25 (https://go.dev/doc/install) and make sure the Go module proxy (GOPROXY=$(printf %s "${GOPROXY:-https://proxy.golang.org}")) is reachable."
+}
 
 # component -> "version module package crd-dir-in-module ldflags"
 version_of() {
@@ -96,6 +100,7 @@ bin_for() { printf '%s/%s' "$(dir_for "$1")" "$1"; }
 # module_dir MODULE VERSION -> the unpacked module in the module cache (downloads it if needed)
 module_dir() {
   local json dir
+  need_go "$1@$2"
   json=$(go mod download -json "$1@$2" 2>&1) || true
   dir=$(sed -n 's/.*"Dir": "\(.*\)".*/\1/p' <<<"$json")
   if [[ -z $dir || ! -d $dir ]]; then

@@ -26,6 +26,8 @@ import yaml
 
 from webhook.core.provenance import load_keys
 from webhook.devtools.localcluster import LocalControlPlane, free_port, resolve_bin_dir, wait_until
+from webhook.workloads.job import JOB
+from webhook.workloads.kinds import WORKLOADS
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "greenlight"
@@ -397,6 +399,60 @@ def test_release_all_as_the_uninstall_account_releases_every_held_job_and_no_oth
     absent = control_plane.kubectl("get", "mutatingwebhookconfiguration", FULLNAME, check=False)
     assert absent.returncode != 0
     assert control_plane.kubectl("get", "validatingwebhookconfiguration", FULLNAME).returncode == 0
+
+
+CONTROLLERS = Path(
+    os.environ.get("GREENLIGHT_CONTROLLERS_DIR", "~/.cache/greenlight/tools/controllers")
+).expanduser()
+
+
+def test_release_all_releases_a_held_jobset_and_skips_kinds_without_their_crd(
+    control_plane: LocalControlPlane,
+    kubeconfig_for: Callable[[str], Path],
+    job_namespace: str,
+) -> None:
+    """With only the JobSet CRD installed (no controller needed to read or patch one), the
+    uninstall account resumes a deferred JobSet at spec.suspend, records its Released Event on
+    the JobSet, and reports every enabled kind whose CRD is absent as skipped, not failed."""
+    control_plane.kubectl("apply", "--server-side", "-f", f"{CONTROLLERS / 'crds' / 'jobset'}/")
+
+    def established() -> bool:
+        crd = kubectl_json(control_plane, "get", "crd", "jobsets.jobset.x-k8s.io")
+        conditions = (crd.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    wait_until(established, timeout_s=120, what="the JobSet CRD to be established")
+    template = {"spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "b"}]}}
+    jobset = {
+        "apiVersion": "jobset.x-k8s.io/v1alpha2",
+        "kind": "JobSet",
+        "metadata": {"name": "held-gang", "annotations": deferred()},
+        "spec": {
+            "suspend": True,
+            "replicatedJobs": [
+                {"name": "workers", "replicas": 2, "template": {"spec": {"template": template}}}
+            ],
+        },
+    }
+    apply(control_plane, [jobset], "-n", job_namespace)
+    served = {crd["metadata"]["name"] for crd in kubectl_json(control_plane, "get", "crd")["items"]}
+    absent = [
+        w.gvk.kind for w in WORKLOADS if w is not JOB and f"{w.plural}.{w.gvk.group}" not in served
+    ]
+    result = greenlight("release-all", f"--kubeconfig={kubeconfig_for(UNINSTALL_SA)}")
+    assert result.returncode == 0, result.stderr
+    assert "0 failed" in result.stdout, result.stdout
+    if absent:
+        assert f"kinds not installed: {', '.join(absent)}" in result.stdout
+    released = kubectl_json(control_plane, "get", "jobset", "held-gang", "-n", job_namespace)
+    assert released["spec"]["suspend"] is False
+    assert released["metadata"]["annotations"]["greenlight.dev/release-reason"] == "uninstall"
+    events = kubectl_json(
+        control_plane, "get", "events", "-n", job_namespace, "--field-selector=reason=Released"
+    )["items"]
+    assert [(e["involvedObject"]["kind"], e["involvedObject"]["name"]) for e in events] == [
+        ("JobSet", "held-gang")
+    ]
 
 
 def test_release_all_with_the_signing_key_releases_signed_jobs_and_leaves_forged_ones(

@@ -27,6 +27,7 @@ from webhook.devtools.localcluster import (
     resolve_bin_dir,
 )
 from webhook.telemetry.metrics import ReconcilerMetrics
+from webhook.workloads.kinds import WORKLOADS, admission_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "greenlight"
@@ -184,6 +185,71 @@ def test_webhook_configurations_match_what_the_e2e_suite_registers(
             assert hook.get("reinvocationPolicy") == want_hook.get("reinvocationPolicy")
 
 
+def test_chart_kind_table_is_the_codes_workload_kinds() -> None:
+    """_helpers.tpl's greenlight.workloadKinds (the chart's one list of kinds) names every
+    kind of webhook.workloads.kinds.WORKLOADS with its group, version and plural, in order."""
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    found = re.search(
+        r'define "greenlight\.workloadKinds" -}}\n(.*?)\n{{- end }}', helpers, re.DOTALL
+    )
+    assert found, "no greenlight.workloadKinds in _helpers.tpl"
+    assert yaml.safe_load(found.group(1)) == [
+        {"kind": w.gvk.kind, "group": w.gvk.group, "version": w.gvk.version, "plural": w.plural}
+        for w in WORKLOADS
+    ]
+
+
+def test_enabled_workloads_choose_the_webhook_rules_rbac_and_the_sweep(
+    helm: Path, tmp_path: Path
+) -> None:
+    docs = template(helm, tmp_path, {"config": {"workloads": {"enabled": ["JobSet", "Job"]}}})
+    enabled = [w for w in WORKLOADS if w.gvk.kind in ("Job", "JobSet")]
+    assert [
+        hook["rules"]
+        for hook in find(docs, "MutatingWebhookConfiguration", "greenlight")["webhooks"]
+    ] == [admission_rules(enabled, ["CREATE"])]
+    assert [
+        hook["rules"]
+        for hook in find(docs, "ValidatingWebhookConfiguration", "greenlight")["webhooks"]
+    ] == [admission_rules(enabled, ["CREATE", "UPDATE"])]
+    assert admission_rules(enabled, ["CREATE"])[1]["resources"] == ["jobsets"]
+    reconciler = rules(docs, "ClusterRole", "greenlight-reconciler")
+    assert reconciler[:2] == [
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "patch"]},
+        {
+            "apiGroups": ["jobset.x-k8s.io"],
+            "resources": ["jobsets"],
+            "verbs": ["get", "list", "watch", "patch"],
+        },
+    ]
+    assert not any("kubeflow.org" in r["apiGroups"] for r in reconciler)
+    assert rules(docs, "ClusterRole", "greenlight-uninstall")[:2] == [
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "patch"]},
+        {
+            "apiGroups": ["jobset.x-k8s.io"],
+            "resources": ["jobsets"],
+            "verbs": ["get", "list", "patch"],
+        },
+    ]
+    sweep = find(docs, "Job", "greenlight-uninstall")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in sweep["env"]}
+    assert json.loads(env["GREENLIGHT_WORKLOADS__ENABLED"]) == ["JobSet", "Job"]
+    for deployment in ("greenlight-webhook", "greenlight-reconciler"):
+        variables = container_environment(docs, deployment)
+        assert json.loads(variables["GREENLIGHT_WORKLOADS__ENABLED"]) == ["JobSet", "Job"]
+
+
+def workload_rbac(workloads: Any, verbs: list[str]) -> list[Doc]:
+    """RBAC rules on ``workloads``: one per API group, its plurals in the kinds' order."""
+    by_group: dict[str, list[str]] = {}
+    for w in workloads:
+        by_group.setdefault(w.gvk.group, []).append(w.plural)
+    return [
+        {"apiGroups": [group], "resources": plurals, "verbs": verbs}
+        for group, plurals in by_group.items()
+    ]
+
+
 # --- RBAC -------------------------------------------------------------------------------------
 
 
@@ -211,8 +277,18 @@ def test_rbac_grants_exactly_what_the_code_calls(default_docs: list[Doc]) -> Non
         }
     ]
     assert rules(default_docs, "ClusterRole", "greenlight-reconciler") == [
-        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "patch"]},
+        *workload_rbac(WORKLOADS, ["get", "list", "watch", "patch"]),
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "list"]},
+    ]
+    assert rules(default_docs, "ClusterRole", "greenlight-uninstall") == [
+        *workload_rbac(WORKLOADS, ["get", "list", "patch"]),
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["mutatingwebhookconfigurations"],
+            "resourceNames": ["greenlight"],
+            "verbs": ["delete"],
+        },
     ]
     named = {
         (r["resources"][0], tuple(r.get("resourceNames", ())), tuple(r["verbs"]))

@@ -1,15 +1,18 @@
-"""``greenlight release-all``: release every Job greenlight is holding (the uninstall hook).
+"""``greenlight release-all``: release every workload greenlight is holding (the uninstall hook).
 
-A clean uninstall must leave no Job suspended: once the reconciler is gone, nothing would ever
-release them. The chart runs this as a Helm ``pre-delete`` hook (and ``manifests/uninstall.yaml``
-for kubectl users). With ``--disable-webhook`` it first deletes greenlight's
-MutatingWebhookConfiguration, so no Job is deferred after the sweep; then every Job for which
-:func:`webhook.workloads.ownership.greenlight_owns` holds gets the reconciler's release PATCH
-(resume, ``released-at``, ``release-reason: uninstall``), guarded by the resourceVersion it was
-read at, and a ``Released`` Event. A Job changed meanwhile is read again and released only if
-greenlight still owns it (the reconciler or its user may have released it first). With signing
-keys configured (``provenance.keys_file``, as the chart mounts them), only Jobs whose decision
-greenlight signed are released: a forged one is left as its author made it.
+A clean uninstall must leave no workload suspended: once the reconciler is gone, nothing would
+ever release it. The chart runs this as a Helm ``pre-delete`` hook (and
+``manifests/uninstall.yaml`` for kubectl users). With ``--disable-webhook`` it first deletes
+greenlight's MutatingWebhookConfiguration, so nothing is deferred after the sweep; then, for each
+kind in ``workloads.enabled`` (Jobs through the batch API, JobSets, PyTorchJobs, ... through the
+custom-objects API; a kind whose CRD is not installed is skipped with a log line), every object
+for which :func:`webhook.workloads.ownership.greenlight_owns` holds gets the reconciler's release
+PATCH (resume at the kind's suspend path, ``released-at``, ``release-reason: uninstall``),
+guarded by the resourceVersion it was read at, and a ``Released`` Event on it. An object changed
+meanwhile is read again and released only if greenlight still owns it (the reconciler or its
+user may have released it first). With signing keys configured (``provenance.keys_file``, as the
+chart mounts them), only objects whose decision greenlight signed are released: a forged one is
+left as its author made it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from webhook.config.settings import load_settings, load_signing_keys
 from webhook.core import annotations as keys
 from webhook.core.annotations import format_time
 from webhook.core.provenance import KeyFileError, SigningKeys
-from webhook.workloads.base import set_suspend
+from webhook.workloads.base import Workload, set_suspend
 from webhook.workloads.job import JOB
 from webhook.workloads.ownership import greenlight_owns
 
@@ -42,11 +45,12 @@ _ATTEMPTS = 5
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "release-all",
-        help="release every Job greenlight deferred (run on uninstall)",
+        help="release every workload greenlight deferred (run on uninstall)",
         description=(
-            "Release every Job that greenlight deferred and still holds suspended, with "
-            "release-reason REASON and a Released Event. Run before uninstalling greenlight "
-            "(the Helm chart's pre-delete hook does), so that no Job stays suspended."
+            "Release every workload (each kind in workloads.enabled) that greenlight deferred "
+            "and still holds suspended, with release-reason REASON and a Released Event. Run "
+            "before uninstalling greenlight (the Helm chart's pre-delete hook does), so that "
+            "nothing stays suspended."
         ),
     )
     parser.add_argument("--reason", default=UNINSTALL, help=f"release reason ({UNINSTALL})")
@@ -59,22 +63,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-def release_patch(job: Mapping[str, Any], reason: str, now: datetime) -> dict[str, Any]:
-    """The reconciler's release PATCH (a JSON merge patch): resume the Job and record when and
-    why, valid only for the version of the Job that was read (409 Conflict otherwise)."""
+def release_patch(
+    job: Mapping[str, Any], reason: str, now: datetime, workload: Workload = JOB
+) -> dict[str, Any]:
+    """The reconciler's release PATCH (a JSON merge patch): resume the object at its kind's
+    suspend path and record when and why, valid only for the version that was read (409
+    Conflict otherwise)."""
     metadata = job.get("metadata") or {}
     return {
         "metadata": {
             "resourceVersion": metadata.get("resourceVersion"),
             "annotations": {keys.RELEASED_AT: format_time(now), keys.RELEASE_REASON: reason},
         },
-        **set_suspend(JOB, False),
+        **set_suspend(workload, False),
     }
 
 
-def release_event(job: Mapping[str, Any], reason: str, now: datetime) -> dict[str, Any]:
-    """The core/v1 ``Released`` Event on ``job``, named as the reconciler names its own (job
-    name, reason, uid prefix), so a Job gets at most one Released Event whoever released it."""
+def release_event(
+    job: Mapping[str, Any], reason: str, now: datetime, workload: Workload = JOB
+) -> dict[str, Any]:
+    """The core/v1 ``Released`` Event on ``job`` (a ``workload``), named as the reconciler names
+    its own (name, reason, uid prefix), so an object gets at most one Released Event whoever
+    released it."""
     metadata = job.get("metadata") or {}
     name, namespace, uid = (str(metadata.get(k, "")) for k in ("name", "namespace", "uid"))
     tail = f".greenlight-released-{uid[:8]}"
@@ -84,8 +94,8 @@ def release_event(job: Mapping[str, Any], reason: str, now: datetime) -> dict[st
         "kind": "Event",
         "metadata": {"name": name[: 253 - len(tail)] + tail, "namespace": namespace},
         "involvedObject": {
-            "apiVersion": JOB.gvk.api_version,
-            "kind": JOB.gvk.kind,
+            "apiVersion": workload.gvk.api_version,
+            "kind": workload.gvk.kind,
             "name": name,
             "namespace": namespace,
             "uid": uid,
@@ -107,6 +117,16 @@ class Summary:
     released: list[str] = field(default_factory=list)
     released_elsewhere: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    skipped_kinds: list[str] = field(default_factory=list)
+
+
+class KindNotServedError(Exception):
+    """The apiserver does not serve a workload kind (its CRD is not installed)."""
+
+    def __init__(self, workload: Workload) -> None:
+        gvk = workload.gvk
+        super().__init__(f"{workload.plural}.{gvk.group}/{gvk.version} is not served")
+        self.workload = workload
 
 
 class _Cluster:
@@ -125,6 +145,7 @@ class _Cluster:
         self._batch: Any = kubernetes.client.BatchV1Api(self._api)
         self._core: Any = kubernetes.client.CoreV1Api(self._api)
         self._admission: Any = kubernetes.client.AdmissionregistrationV1Api(self._api)
+        self._custom: Any = kubernetes.client.CustomObjectsApi(self._api)
         self.ApiException: type[Exception] = kubernetes.client.ApiException
 
     def close(self) -> None:
@@ -139,32 +160,70 @@ class _Cluster:
             raise
         return True
 
-    def jobs(self) -> Iterator[dict[str, Any]]:
+    def items(self, workload: Workload) -> Iterator[dict[str, Any]]:
+        """Every object of ``workload``'s kind, page by page; raises :class:`KindNotServedError`
+        when the apiserver does not serve it (404: its CRD is not installed)."""
         token: str | None = None
         while True:
-            response = self._batch.list_job_for_all_namespaces(
-                limit=_PAGE, _continue=token, _preload_content=False
-            )
+            try:
+                response = self._list(workload, token)
+            except self.ApiException as e:
+                if getattr(e, "status", None) == 404:
+                    raise KindNotServedError(workload) from e
+                raise
             page = json.loads(response.data)
             yield from page.get("items") or []
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return
 
-    def job(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def _list(self, workload: Workload, token: str | None) -> Any:
+        if workload is JOB:
+            return self._batch.list_job_for_all_namespaces(
+                limit=_PAGE, _continue=token, _preload_content=False
+            )
+        gvk = workload.gvk
+        kwargs: dict[str, Any] = {"limit": _PAGE, "_preload_content": False}
+        if token:
+            kwargs["_continue"] = token
+        return self._custom.list_cluster_custom_object(
+            gvk.group, gvk.version, workload.plural, **kwargs
+        )
+
+    def read(self, workload: Workload, namespace: str, name: str) -> dict[str, Any] | None:
+        gvk = workload.gvk
         try:
-            response = self._batch.read_namespaced_job(name, namespace, _preload_content=False)
+            if workload is JOB:
+                response = self._batch.read_namespaced_job(name, namespace, _preload_content=False)
+            else:
+                response = self._custom.get_namespaced_custom_object(
+                    gvk.group, gvk.version, namespace, workload.plural, name, _preload_content=False
+                )
         except self.ApiException as e:
             if getattr(e, "status", None) == 404:
                 return None
             raise
-        job: dict[str, Any] = json.loads(response.data)
-        return job
+        obj: dict[str, Any] = json.loads(response.data)
+        return obj
 
-    def patch_job(self, namespace: str, name: str, patch: Mapping[str, Any]) -> bool:
-        """False on a conflict (the Job changed since it was read)."""
+    def patch(
+        self, workload: Workload, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> bool:
+        """False on a conflict (the object changed since it was read)."""
+        gvk = workload.gvk
         try:
-            self._batch.patch_namespaced_job(name, namespace, patch, _content_type=_MERGE_PATCH)
+            if workload is JOB:
+                self._batch.patch_namespaced_job(name, namespace, patch, _content_type=_MERGE_PATCH)
+            else:
+                self._custom.patch_namespaced_custom_object(
+                    gvk.group,
+                    gvk.version,
+                    namespace,
+                    workload.plural,
+                    name,
+                    patch,
+                    _content_type=_MERGE_PATCH,
+                )
         except self.ApiException as e:
             if getattr(e, "status", None) == 409:
                 return False
@@ -179,9 +238,12 @@ class _Cluster:
                 raise
 
 
-def held(job: Mapping[str, Any], signing_keys: SigningKeys | None) -> bool:
-    """greenlight holds ``job``: it owns it and (with keys) signed its decision."""
-    if not greenlight_owns(job):
+def held(
+    job: Mapping[str, Any], signing_keys: SigningKeys | None, workload: Workload = JOB
+) -> bool:
+    """greenlight holds ``job`` (a ``workload``): it owns it and (with keys) signed its
+    decision."""
+    if not greenlight_owns(job, workload):
         return False
     metadata = job.get("metadata")
     return signing_keys is None or (
@@ -191,33 +253,71 @@ def held(job: Mapping[str, Any], signing_keys: SigningKeys | None) -> bool:
 
 def _release_one(
     cluster: _Cluster,
+    workload: Workload,
     job: dict[str, Any],
     reason: str,
     now: datetime,
-    summary: Summary,
     *,
+    summary: Summary,
     signing_keys: SigningKeys | None,
 ) -> None:
     metadata = job.get("metadata") or {}
     namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
-    key = f"{namespace}/{name}"
+    key = f"{workload.gvk.kind} {namespace}/{name}"
     current: dict[str, Any] | None = job
     for _attempt in range(_ATTEMPTS):
-        if current is None or not held(current, signing_keys):
+        if current is None or not held(current, signing_keys, workload):
             summary.released_elsewhere.append(key)
-            log.info("release-all job=%s already released or gone", key)
+            log.info("release-all %s already released or gone", key)
             return
-        if cluster.patch_job(namespace, name, release_patch(current, reason, now)):
+        if cluster.patch(workload, namespace, name, release_patch(current, reason, now, workload)):
             summary.released.append(key)
-            log.info("release-all job=%s released reason=%s", key, reason)
+            log.info("release-all %s released reason=%s", key, reason)
             try:
-                cluster.create_event(namespace, release_event(current, reason, now))
+                cluster.create_event(namespace, release_event(current, reason, now, workload))
             except cluster.ApiException as e:  # the release stands; the Event is a courtesy
-                log.warning("release-all job=%s: no Event recorded: %s", key, e)
+                log.warning("release-all %s: no Event recorded: %s", key, e)
             return
-        current = cluster.job(namespace, name)
+        current = cluster.read(workload, namespace, name)
     summary.failed.append(key)
-    log.error("release-all job=%s kept changing; not released", key)
+    log.error("release-all %s kept changing; not released", key)
+
+
+def _release_kind(
+    cluster: _Cluster,
+    workload: Workload,
+    reason: str,
+    now: datetime,
+    *,
+    summary: Summary,
+    signing_keys: SigningKeys | None,
+) -> None:
+    """Release every held object of one kind. A kind whose CRD is not installed holds none; a
+    kind that cannot be listed is reported failed and the sweep goes on with the next."""
+    kind = workload.gvk.kind
+    try:
+        for obj in cluster.items(workload):
+            if held(obj, signing_keys, workload):
+                try:
+                    _release_one(
+                        cluster,
+                        workload,
+                        obj,
+                        reason,
+                        now,
+                        summary=summary,
+                        signing_keys=signing_keys,
+                    )
+                except cluster.ApiException as e:
+                    meta = obj.get("metadata") or {}
+                    summary.failed.append(f"{kind} {meta.get('namespace')}/{meta.get('name')}")
+                    log.error("release-all: %s", e)
+    except KindNotServedError as e:
+        summary.skipped_kinds.append(kind)
+        log.info("release-all kind=%s skipped: %s (its CRD is not installed)", kind, e)
+    except cluster.ApiException as e:
+        summary.failed.append(f"{kind} (listing failed)")
+        log.error("release-all kind=%s: cannot list: %s", kind, e)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -229,7 +329,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"greenlight release-all: no cluster: {e}", file=sys.stderr)
         return 1
     try:
-        signing_keys = load_signing_keys(load_settings())
+        settings = load_settings()
+        signing_keys = load_signing_keys(settings)
     except (KeyFileError, ValueError) as e:
         print(f"greenlight release-all: {e}", file=sys.stderr)
         return 1
@@ -240,23 +341,20 @@ def run(args: argparse.Namespace) -> int:
             state = "deleted" if deleted else "already absent"
             print(f"MutatingWebhookConfiguration {args.disable_webhook}: {state}")
         now = datetime.now(UTC)
-        for job in cluster.jobs():
-            if held(job, signing_keys):
-                try:
-                    _release_one(cluster, job, args.reason, now, summary, signing_keys=signing_keys)
-                except cluster.ApiException as e:
-                    meta = job.get("metadata") or {}
-                    summary.failed.append(f"{meta.get('namespace')}/{meta.get('name')}")
-                    log.error("release-all: %s", e)
+        for workload in settings.workloads.workloads:
+            _release_kind(
+                cluster, workload, args.reason, now, summary=summary, signing_keys=signing_keys
+            )
     except cluster.ApiException as e:
         print(f"greenlight release-all: {e}", file=sys.stderr)
         return 1
     finally:
         cluster.close()
+    skipped = f"; kinds not installed: {', '.join(summary.skipped_kinds)}"
     print(
-        f"released {len(summary.released)} Job(s) (reason {args.reason}); "
+        f"released {len(summary.released)} workload(s) (reason {args.reason}); "
         f"{len(summary.released_elsewhere)} released meanwhile by someone else; "
-        f"{len(summary.failed)} failed"
+        f"{len(summary.failed)} failed" + (skipped if summary.skipped_kinds else "")
     )
     for key in summary.failed:
         print(f"not released: {key}", file=sys.stderr)

@@ -182,3 +182,83 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- define "greenlight.signingSecret" -}}
 {{- .Values.signing.existingSecret | default (printf "%s-signing" (include "greenlight.fullname" .)) -}}
 {{- end }}
+
+{{/*
+Every workload kind greenlight knows: kind, API group, version, plural (the resource), in the
+order of webhook.workloads.kinds.WORKLOADS (tests/unit/test_chart.py checks they are equal).
+The one place the chart names them: webhook rules and RBAC are rendered from it.
+*/}}
+{{- define "greenlight.workloadKinds" -}}
+- {kind: Job, group: batch, version: v1, plural: jobs}
+- {kind: JobSet, group: jobset.x-k8s.io, version: v1alpha2, plural: jobsets}
+- {kind: PyTorchJob, group: kubeflow.org, version: v1, plural: pytorchjobs}
+- {kind: TFJob, group: kubeflow.org, version: v1, plural: tfjobs}
+- {kind: MPIJob, group: kubeflow.org, version: v1, plural: mpijobs}
+- {kind: XGBoostJob, group: kubeflow.org, version: v1, plural: xgboostjobs}
+- {kind: MXJob, group: kubeflow.org, version: v1, plural: mxjobs}
+- {kind: PaddleJob, group: kubeflow.org, version: v1, plural: paddlejobs}
+- {kind: TrainJob, group: trainer.kubeflow.org, version: v1alpha1, plural: trainjobs}
+- {kind: RayJob, group: ray.io, version: v1, plural: rayjobs}
+{{- end }}
+
+{{/* The kind table's rows for config.workloads.enabled, in the table's order (a JSON list). */}}
+{{- define "greenlight.enabledWorkloads" -}}
+{{- $enabled := .Values.config.workloads.enabled -}}
+{{- $rows := list -}}
+{{- range include "greenlight.workloadKinds" . | fromYamlArray -}}
+{{- if has .kind $enabled }}{{ $rows = append $rows . }}{{ end -}}
+{{- end -}}
+{{- toJson $rows -}}
+{{- end }}
+
+{{/*
+The enabled kinds grouped by (API group, version) in first-seen order, as {group, version,
+plurals}: webhook.workloads.kinds.admission_rules's shape (a JSON list).
+*/}}
+{{- define "greenlight.workloadGroupVersions" -}}
+{{- $order := list -}}
+{{- $plurals := dict -}}
+{{- range include "greenlight.enabledWorkloads" . | fromJsonArray -}}
+{{- $key := printf "%s/%s" .group .version -}}
+{{- if not (hasKey $plurals $key) }}{{ $order = append $order (dict "group" .group "version" .version) }}{{ end -}}
+{{- $_ := set $plurals $key (append (get $plurals $key | default list) .plural) -}}
+{{- end -}}
+{{- $out := list -}}
+{{- range $order -}}
+{{- $out = append $out (dict "group" .group "version" .version "plurals" (get $plurals (printf "%s/%s" .group .version))) -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end }}
+
+{{/* Admission rules on the enabled kinds for the operations given: (list . (list "CREATE")). */}}
+{{- define "greenlight.workloadRules" -}}
+{{- $root := index . 0 -}}
+{{- $operations := index . 1 -}}
+{{- range include "greenlight.workloadGroupVersions" $root | fromJsonArray }}
+- apiGroups: [{{ .group | quote }}]
+  apiVersions: [{{ .version | quote }}]
+  resources: {{ toJson .plurals }}
+  operations: {{ toJson $operations }}
+  scope: Namespaced
+{{- end }}
+{{- end }}
+
+{{/*
+RBAC rules granting verbs on the enabled kinds, one per API group (RBAC names no version):
+(list . (list "get" "list")).
+*/}}
+{{- define "greenlight.workloadRBAC" -}}
+{{- $root := index . 0 -}}
+{{- $verbs := index . 1 -}}
+{{- $order := list -}}
+{{- $plurals := dict -}}
+{{- range include "greenlight.enabledWorkloads" $root | fromJsonArray -}}
+{{- if not (hasKey $plurals .group) }}{{ $order = append $order .group }}{{ end -}}
+{{- $_ := set $plurals .group (append (get $plurals .group | default list) .plural) -}}
+{{- end -}}
+{{- range $order }}
+- apiGroups: [{{ . | quote }}]
+  resources: {{ toJson (get $plurals .) }}
+  verbs: {{ toJson $verbs }}
+{{- end }}
+{{- end }}
