@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 ## run: bring greenlight up on its embedded defaults (local control plane, webhook, reconciler, demo Jobs)
-run: $(STAMP)
+run: $(STAMP) controllers
+	GREENLIGHT_CONTROLLERS_DIR=$$(GREENLIGHT_CONTROLLERS="$(E2E_CONTROLLERS)" hack/build-controllers.sh 2>/dev/null) \
 	$(BIN)/greenlight demo
 
 ## control-plane: build (or find cached) etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok, helm

@@ -31,6 +31,7 @@ def test_the_environment_names_the_kinds_as_a_json_list(monkeypatch: pytest.Monk
             ["Job", "Jobset"], "unknown workload kind(s) 'Jobset'; known: Job, JobSet", id="typo"
         ),
         pytest.param(["Job", "Job"], "a workload kind is listed twice", id="twice"),
+        pytest.param([], "at least 1 item", id="empty"),
     ],
 )
 def test_a_bad_list_is_refused_naming_what_is_wrong(value: list[str], message: str) -> None:

@@ -25,6 +25,7 @@ class WorkloadSettings(BaseModel):
 
     enabled: tuple[str, ...] = Field(
         default=KIND_NAMES,
+        min_length=1,
         description="Kinds the webhook judges and the reconciler releases: Job, JobSet, "
         "PyTorchJob, TFJob, MPIJob, XGBoostJob, MXJob, PaddleJob, TrainJob, RayJob. A kind "
         "whose CRD is not installed is logged at start-up and watched for once it is. The "
