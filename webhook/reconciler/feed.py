@@ -294,7 +294,8 @@ class ListWatch:
 
     def _not_served(self, cause: str, error: KubeError) -> None:
         if not self._absent:
-            log.warning(
+            # Info, not a warning: most clusters have only some of the kinds enabled by default.
+            log.info(
                 "%s is not served by the apiserver (CRD not installed?): %s; nothing of this "
                 "kind is judged or released until it is (checked every %.0f s)",
                 self.resource,
