@@ -312,6 +312,28 @@ def test_a_kueue_workload_stays_unadmitted_until_its_window_then_is_admitted(
     assert reconciler.metric("greenlight_kueue_check_ready_total", reason="window") == 1.0
     assert reconciler.metric("greenlight_kueue_check_decisions_total", decision="deferred") == 1.0
 
+    # kwok completes the pods, Kueue finishes the Workload, greenlight accounts the run.
+    accounted = wait_workload(
+        api,
+        namespace,
+        "train",
+        lambda w: keys.ACTUAL_EMISSIONS_G in (w["metadata"].get("annotations") or {}),
+        "finished and accounted",
+        timeout_s=120,
+    )
+    actual = accounted["metadata"]["annotations"]
+    assert condition(accounted, "Finished") is not None
+    assert float(actual[keys.ACTUAL_RUN_S]) >= 0
+    assert float(actual[keys.ACTUAL_INTENSITY]) == pytest.approx(50.0)  # the clean minute
+    # kwok's pods run for about a second: a saving that small rounds to 0, never below.
+    assert float(actual[keys.ACTUAL_SAVINGS_G]) >= 0
+    wait_until(
+        lambda: "Completed" in events_of(api, namespace, accounted["metadata"]["uid"]),
+        timeout_s=30,
+        what="the Completed Event on the Workload",
+    )
+    assert reconciler.metric("greenlight_completed_deferred_jobs_total", namespace=namespace) == 1
+
 
 def test_with_the_provider_down_a_kueue_workload_is_admitted_at_its_latest_start(
     cluster: Cluster, make_namespace: Callable[..., str], monkeypatch: pytest.MonkeyPatch

@@ -754,13 +754,9 @@ class Reconciler:
             self._event(job_events.plan_kept(job, action.why, action.outlook))
         elif isinstance(action, Account):
             result = action.accounting
-            self._metrics.actual_emissions.labels(namespace=job.namespace).inc(
-                max(result.emissions_g, 0.0)
+            self._metrics.finished_run(
+                job.namespace, result.emissions_g, result.emissions_at_admission_g
             )
-            self._metrics.counterfactual_emissions.labels(namespace=job.namespace).inc(
-                max(result.emissions_at_admission_g, 0.0)
-            )
-            self._metrics.completed.labels(namespace=job.namespace).inc()
             log.info(
                 "account job=%s run_s=%.0f energy_kwh=%.3f intensity=%.1f emissions_g=%.1f "
                 "savings_g=%.1f basis=%s",

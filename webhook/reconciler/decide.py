@@ -621,15 +621,19 @@ def kept_patch(job: TrackedJob, now: datetime) -> dict[str, Any]:
     return {"metadata": _precondition(job, _checked(job, now))}
 
 
-def account_patch(job: TrackedJob, accounting: Accounting) -> dict[str, Any]:
-    annotations = {
+def actual_annotations(accounting: Accounting) -> dict[str, str]:
+    """What a finished run really emitted, as the ``actual-*`` annotations."""
+    return {
         keys.ACTUAL_RUN_S: str(round(accounting.run_s)),
         keys.ACTUAL_ENERGY_KWH: format_number(accounting.energy_kwh, 3),
         keys.ACTUAL_INTENSITY: format_number(accounting.intensity_g_per_kwh),
         keys.ACTUAL_EMISSIONS_G: format_number(accounting.emissions_g),
         keys.ACTUAL_SAVINGS_G: format_number(accounting.savings_g),
     }
-    return {"metadata": _precondition(job, annotations)}
+
+
+def account_patch(job: TrackedJob, accounting: Accounting) -> dict[str, Any]:
+    return {"metadata": _precondition(job, actual_annotations(accounting))}
 
 
 def patch_for(

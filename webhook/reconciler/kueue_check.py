@@ -27,6 +27,7 @@ Event) are built here too.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -57,6 +58,9 @@ from webhook.core.forecast import ForecastResult
 from webhook.core.planner import Plan, PlannerSettings, PlanRequest, latest_start, plan
 from webhook.core.planrecord import plan_annotations
 from webhook.core.resources import JobSpecError
+from webhook.core.series import StepSeries
+from webhook.reconciler.accounting import Accounting, AccountingError, account
+from webhook.reconciler.decide import actual_annotations
 from webhook.workloads.base import OwnerReference, controller_owner
 from webhook.workloads.kueue import podset_resources
 
@@ -180,6 +184,79 @@ def read_workload(obj: Mapping[str, Any]) -> WorkloadView:
         deleting=metadata.get("deletionTimestamp") is not None,
         raw=obj,
     )
+
+
+def _condition_time(status: Mapping[str, Any], kind: str) -> datetime | None:
+    conditions = status.get("conditions")
+    for entry in conditions if isinstance(conditions, list) else []:
+        condition = _mapping(entry)
+        if condition.get("type") == kind and condition.get("status") == "True":
+            return _time(condition.get("lastTransitionTime"))
+    return None
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """The accounting of a finished Workload greenlight held, and the PATCH that records it."""
+
+    accounting: Accounting
+    patch: dict[str, Any]
+    outcome: str
+
+
+def account_workload(
+    workload: WorkloadView, observed: Callable[[str], StepSeries | None]
+) -> FinishedRun | str | None:
+    """What a Workload greenlight held and released really emitted, once Kueue marks it
+    ``Finished``: its run is from its ``Admitted`` condition to its ``Finished`` one, the rest
+    is the Job reconciler's accounting (``reconciler.accounting``). None when there is nothing
+    to account (not finished, not released by greenlight, accounted already); a string says
+    why a finished one cannot be."""
+    annotations = workload.annotations
+    if (
+        not workload.finished
+        or annotations.get(keys.DECISION) != Decision.DEFERRED
+        or keys.RELEASED_AT not in annotations
+        or keys.ACTUAL_EMISSIONS_G in annotations
+    ):
+        return None
+    status = _mapping(workload.raw.get("status"))
+    finished_at = _condition_time(status, "Finished")
+    started_at = _condition_time(status, "Admitted") or _time(annotations.get(keys.RELEASED_AT))
+    if finished_at is None or started_at is None:
+        return "its Admitted or Finished condition has no readable time"
+    try:
+        deferral = parse_deferral(annotations)
+        result = account(
+            deferral,
+            started_at=started_at,
+            finished_at=finished_at,
+            observed=observed(deferral.zone),
+            intensity_planned_g_per_kwh=_number(annotations.get(keys.INTENSITY_PLANNED)),
+            intensity_at_admission_g_per_kwh=_number(annotations.get(keys.INTENSITY_NOW)),
+        )
+    except (DeferralError, AccountingError) as e:
+        return str(e)
+    patch = {
+        "metadata": {
+            "resourceVersion": workload.resource_version,
+            "annotations": actual_annotations(result),
+        }
+    }
+    reason = ""
+    for entry in status.get("conditions") or []:
+        condition = _mapping(entry)
+        if condition.get("type") == "Finished":
+            reason = str(condition.get("reason") or "")
+    return FinishedRun(result, patch, reason or "Finished")
+
+
+def _number(value: object) -> float | None:
+    try:
+        number = float(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def our_checks(names: Mapping[str, str]) -> frozenset[str]:

@@ -16,7 +16,10 @@ never assumed; without Kueue's CRDs the controller logs it and looks again every
   greenlight's entry (the list is a map keyed by name, so Kueue's entries and other checks'
   stay theirs) through the status subresource; the same for the AdmissionCheck's ``Active``
   condition;
-- Events on the Workload (``Deferred``, ``Released``), with names fixed by uid: recorded once.
+- Events on the Workload (``Deferred``, ``Released``, ``Completed``), with names fixed by uid:
+  recorded once;
+- once Kueue marks a Workload greenlight released ``Finished``: the ``actual-*`` annotations of
+  the run (``kueue_check.account_workload``), counted like a finished deferred Job.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from typing import Any, Protocol, runtime_checkable
 from webhook.config.kueue import KueueSettings
 from webhook.core import annotations as keys
 from webhook.core.annotations import Decision, Inputs, format_time, parse_inputs
-from webhook.core.series import from_epoch
+from webhook.core.series import StepSeries, from_epoch
 from webhook.reconciler import kueue_check as check
+from webhook.reconciler.accounting import Accounting
 from webhook.reconciler.feed import JobSource, ListWatch
 from webhook.reconciler.kube import (
     AlreadyExistsError,
@@ -143,8 +147,12 @@ class KueueChecks:
         identity: str = "greenlight",
         clock: Callable[[], float] = time.time,
         on_failure: Callable[[], None] = lambda: None,
+        observed: Callable[[str], StepSeries | None] = lambda zone: None,
+        on_accounted: Callable[[str, Accounting], None] = lambda namespace, run: None,
     ) -> None:
         self._kube = kube
+        self._observed = observed
+        self._on_accounted = on_accounted
         self._settings = settings
         self._metrics = metrics
         self._knowledge = knowledge
@@ -362,6 +370,8 @@ class KueueChecks:
         if obj is None:
             return
         workload = check.read_workload(obj)
+        if workload.finished and self._leading():
+            self._account(key, workload)
         mine = [name for name in workload.checks if name in self._ours()]
         if not mine:
             self._held.discard(key)
@@ -484,6 +494,57 @@ class KueueChecks:
                 field_manager=FIELD_MANAGER,
             )
 
+    def _account(self, key: str, workload: check.WorkloadView) -> None:
+        """Record what a finished Workload greenlight held really emitted (once: the
+        annotations say it is done)."""
+        run = check.account_workload(workload, self._observed)
+        if run is None:
+            return
+        if isinstance(run, str):
+            log.warning("kueue check: workload=%s finished, not accounted: %s", key, run)
+            return
+        assert self.version is not None
+        try:
+            self._kube.patch_custom(
+                GROUP,
+                self.version,
+                "workloads",
+                namespace=workload.namespace,
+                name=workload.name,
+                patch=run.patch,
+            )
+        except ConflictError:
+            self._refetch(key, workload)
+            return
+        except NotFoundError:
+            return
+        except KubeError as e:
+            log.warning("kueue check: workload=%s accounting not written: %s", key, e)
+            self._metrics.write_errors.inc()
+            self._timers.schedule(key, self._clock() + 5.0)
+            return
+        result = run.accounting
+        self._on_accounted(workload.namespace, result)
+        log.info(
+            "kueue check: workload=%s accounted run_s=%.0f energy_kwh=%.3f intensity=%.1f "
+            "emissions_g=%.1f savings_g=%.1f basis=%s",
+            key,
+            result.run_s,
+            result.energy_kwh,
+            result.intensity_g_per_kwh,
+            result.emissions_g,
+            result.savings_g,
+            result.basis,
+        )
+        basis = "" if result.basis == "observed" else " (the planned intensity: none observed)"
+        message = (
+            f"{run.outcome} after {result.run_s:.0f} s: actual emissions "
+            f"{result.emissions_g:.0f} g CO2eq ({result.energy_kwh:.3f} kWh at "
+            f"{result.intensity_g_per_kwh:.0f} g/kWh){basis}; saving {result.savings_g:.0f} g "
+            f"versus running at admission ({result.intensity_at_admission_g_per_kwh:.0f} g/kWh)"
+        )
+        self._send_event(workload, self._event_body(workload, "Completed", message, False))
+
     def _refetch(self, key: str, workload: check.WorkloadView) -> None:
         assert self.version is not None
         try:
@@ -534,27 +595,33 @@ class KueueChecks:
             "-" if verdict.wake_at is None else format_time(verdict.wake_at),
             verdict.message,
         )
-        event = self._event(workload, verdict, now)
+        event = self._event(workload, verdict)
         if event is not None:
-            try:
-                self._kube.create_event(workload.namespace, event)
-            except AlreadyExistsError:
-                pass
-            except KubeError as e:
-                log.warning("kueue check: workload=%s event not recorded: %s", workload.key, e)
+            self._send_event(workload, event)
 
-    def _event(
-        self, workload: check.WorkloadView, verdict: check.Verdict, now: datetime
-    ) -> dict[str, Any] | None:
+    def _send_event(self, workload: check.WorkloadView, event: dict[str, Any]) -> None:
+        try:
+            self._kube.create_event(workload.namespace, event)
+        except AlreadyExistsError:
+            pass
+        except KubeError as e:
+            log.warning("kueue check: workload=%s event not recorded: %s", workload.key, e)
+
+    def _event(self, workload: check.WorkloadView, verdict: check.Verdict) -> dict[str, Any] | None:
         if verdict.decision == Decision.DEFERRED:
             reason, warning = "Deferred", False
         elif verdict.ready_reason in (check.ReadyReason.WINDOW, check.ReadyReason.DEADLINE):
             reason, warning = "Released", verdict.ready_reason == check.ReadyReason.DEADLINE
         else:
             return None
+        return self._event_body(workload, reason, verdict.message, warning)
+
+    def _event_body(
+        self, workload: check.WorkloadView, reason: str, message: str, warning: bool
+    ) -> dict[str, Any]:
         assert self.version is not None
         tail = f".greenlight-{reason.lower()}-{workload.uid[:8]}"
-        stamp = format_time(now)
+        stamp = format_time(from_epoch(self._clock()))
         return {
             "apiVersion": "v1",
             "kind": "Event",
@@ -567,7 +634,7 @@ class KueueChecks:
                 "uid": workload.uid,
             },
             "reason": reason,
-            "message": verdict.message[:1024],
+            "message": message[:1024],
             "type": "Warning" if warning else "Normal",
             "source": {"component": "greenlight"},
             "reportingComponent": "greenlight.dev/kueue-check",

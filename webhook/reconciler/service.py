@@ -22,6 +22,7 @@ from webhook.core.annotations import Inputs
 from webhook.core.cost import build_price_model
 from webhook.core.energy import load_catalog
 from webhook.core.forecast import ForecastResult
+from webhook.reconciler.accounting import Accounting
 from webhook.reconciler.controller import Reconciler, ReconcilerAPI, default_identity
 from webhook.reconciler.history import IntensityHistory, RecordingProvider
 from webhook.reconciler.kueue_check import CheckKnowledge
@@ -132,7 +133,13 @@ class ReconcilerService:
             identity=identity or settings.reconciler.identity or default_identity(),
             # The process stops (and is restarted) rather than run without its check.
             on_failure=self.reconciler.stop,
+            observed=self.history.series,
+            on_accounted=self._accounted,
         )
+
+    def _accounted(self, namespace: str, run: Accounting) -> None:
+        """A finished Kueue Workload counts like a finished deferred Job."""
+        self.metrics.finished_run(namespace, run.emissions_g, run.emissions_at_admission_g)
 
     def _want_zone(self, zone: str) -> None:
         self._wanted.add(zone)

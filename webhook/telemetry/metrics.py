@@ -246,6 +246,13 @@ class ReconcilerMetrics:
             registry=r,
         )
 
+    def finished_run(self, namespace: str, emissions_g: float, at_admission_g: float) -> None:
+        """A deferred run (a Job, or a Workload held by the Kueue check) finished and was
+        accounted: what it emitted, what it would have at admission, one more finished."""
+        self.actual_emissions.labels(namespace=namespace).inc(max(emissions_g, 0.0))
+        self.counterfactual_emissions.labels(namespace=namespace).inc(max(at_admission_g, 0.0))
+        self.completed.labels(namespace=namespace).inc()
+
     def start_at_zero(self, release_reasons: Iterable[str]) -> None:
         """Export every known label value at 0 before its first event: a series that appears
         at 1 hides that first event from ``increase()``."""

@@ -19,9 +19,11 @@ from webhook.core.series import StepSeries, to_epoch
 from webhook.reconciler.kueue_check import (
     CheckKnowledge,
     CheckState,
+    FinishedRun,
     ReadyReason,
     Verdict,
     WorkloadView,
+    account_workload,
     annotation_patch,
     check_status,
     judge_workload,
@@ -326,3 +328,54 @@ def test_the_deadline_message_says_no_forecast_came_in_time() -> None:
     assert late.message.endswith(
         f"its latest start {format_time(at(12 * HOUR))} has come with no usable forecast before it"
     )
+
+
+def _finished(annotations: dict[str, str], start: datetime, end: datetime) -> dict[str, Any]:
+    obj = workload(state="Ready", annotations=annotations)
+    obj["status"]["conditions"] = [
+        {"type": "Admitted", "status": "True", "lastTransitionTime": format_time(start)},
+        {
+            "type": "Finished",
+            "status": "True",
+            "reason": "Succeeded",
+            "lastTransitionTime": format_time(end),
+        },
+    ]
+    return obj
+
+
+def test_a_finished_workload_greenlight_held_is_accounted_from_admitted_to_finished() -> None:
+    held = judge(workload(), T0, forecast())
+    assert held is not None
+    ready = judge(workload(annotations=dict(held.annotations)), at(3 * HOUR), None)
+    assert ready is not None
+    released = {**held.annotations, **ready.annotations}
+    start, end = at(3 * HOUR + 10), at(3 * HOUR + 10 + 1800)
+    observed = StepSeries.regular(to_epoch(T0), int(HOUR), [400.0] * 3 + [100.0] * 3)
+    run = account_workload(read_workload(_finished(released, start, end)), lambda zone: observed)
+    assert isinstance(run, FinishedRun)
+    assert run.outcome == "Succeeded"
+    assert run.accounting.run_s == 1800
+    assert run.accounting.intensity_g_per_kwh == pytest.approx(100.0)
+    assert run.accounting.basis == "observed"
+    written = run.patch["metadata"]
+    assert written["resourceVersion"] == "42"
+    assert float(written["annotations"][keys.ACTUAL_EMISSIONS_G]) == pytest.approx(
+        run.accounting.emissions_g, abs=0.1
+    )
+    assert run.accounting.savings_g > 0  # admitted in the 400 g/kWh hours
+    # Accounted once; never before it finishes, nor when greenlight did not release it.
+    done = {**released, **written["annotations"]}
+    assert account_workload(read_workload(_finished(done, start, end)), lambda z: None) is None
+    assert account_workload(read_workload(workload(annotations=released)), lambda z: None) is None
+    unreleased = {k: v for k, v in released.items() if k != keys.RELEASED_AT}
+    assert (
+        account_workload(read_workload(_finished(unreleased, start, end)), lambda z: None) is None
+    )
+
+
+def test_a_finished_workload_with_an_unreadable_plan_says_why_it_is_not_accounted() -> None:
+    broken = {keys.DECISION: "deferred", keys.RELEASED_AT: format_time(at(HOUR))}
+    why = account_workload(read_workload(_finished(broken, at(HOUR), at(2 * HOUR))), lambda z: None)
+    assert isinstance(why, str)
+    assert "greenlight.dev/" in why
