@@ -19,9 +19,8 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
-from test_kueue import clean_minute_replay, when
-from test_reconciler import Cluster, replay_files
+from test_kueue import clean_minute_cluster, when
+from test_reconciler import Cluster
 
 from webhook.core import annotations as keys
 from webhook.devtools.localcluster import LocalControlPlane, wait_until
@@ -33,22 +32,13 @@ JOBSET_LABEL = "jobset.sigs.k8s.io/jobset-name"
 
 @pytest.fixture
 def cluster(
-    workloads_plane: LocalControlPlane, kube_api: client.ApiClient, tmp_path: Path, jobsets: None
+    workloads_plane: LocalControlPlane,
+    kube_api: client.ApiClient,
+    tmp_path: Path,
+    jobsets: None,
 ) -> Iterator[Cluster]:
-    core = client.CoreV1Api(kube_api)
-    try:
-        core.create_namespace({"metadata": {"name": "greenlight"}})
-    except ApiException as e:
-        if e.status != 409:
-            raise
-    replay = replay_files(tmp_path)
-    replay[ZONE], _ = clean_minute_replay(tmp_path, ZONE)
-    state = Cluster(workloads_plane, kube_api, tmp_path, replay)
-    try:
+    with clean_minute_cluster(workloads_plane, kube_api, tmp_path, ZONE) as state:
         yield state
-    finally:
-        for process in reversed(state.started):
-            process.stop()
 
 
 def jobset(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -94,15 +95,24 @@ def clean_minute_replay(directory: Path, zone: str = ZONE) -> tuple[str, datetim
 def cluster(
     workloads_plane: LocalControlPlane, kube_api: client.ApiClient, tmp_path: Path, kueue: None
 ) -> Iterator[Cluster]:
-    core = client.CoreV1Api(kube_api)
+    with clean_minute_cluster(workloads_plane, kube_api, tmp_path, ZONE) as state:
+        yield state
+
+
+@contextmanager
+def clean_minute_cluster(
+    plane: LocalControlPlane, api: client.ApiClient, workdir: Path, zone: str
+) -> Iterator[Cluster]:
+    """A :class:`Cluster` whose replay has ``zone`` clean for one minute about 90 s on (see
+    :func:`clean_minute_replay`); what a test starts on it is stopped afterwards."""
     try:
-        core.create_namespace({"metadata": {"name": "greenlight"}})
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": "greenlight"}})
     except client.ApiException as e:
         if e.status != 409:
             raise
-    replay = replay_files(tmp_path)
-    replay[ZONE], _ = clean_minute_replay(tmp_path)
-    state = Cluster(workloads_plane, kube_api, tmp_path, replay)
+    replay = replay_files(workdir)
+    replay[zone], _ = clean_minute_replay(workdir, zone)
+    state = Cluster(plane, api, workdir, replay)
     try:
         yield state
     finally:

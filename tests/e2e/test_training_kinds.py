@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
-from test_kueue import clean_minute_replay, when
-from test_reconciler import Cluster, replay_files
+from test_kueue import clean_minute_cluster, when
+from test_reconciler import Cluster
 
 from webhook.core import annotations as keys
 from webhook.devtools.controllers import install_crds
@@ -42,20 +41,8 @@ def cluster(
     tmp_path: Path,
     training_crds: None,
 ) -> Iterator[Cluster]:
-    core = client.CoreV1Api(kube_api)
-    try:
-        core.create_namespace({"metadata": {"name": "greenlight"}})
-    except ApiException as e:
-        if e.status != 409:
-            raise
-    replay = replay_files(tmp_path)
-    replay[ZONE], _ = clean_minute_replay(tmp_path, ZONE)
-    state = Cluster(workloads_plane, kube_api, tmp_path, replay)
-    try:
+    with clean_minute_cluster(workloads_plane, kube_api, tmp_path, ZONE) as state:
         yield state
-    finally:
-        for process in reversed(state.started):
-            process.stop()
 
 
 def _pod(gpus: int) -> dict[str, Any]:
