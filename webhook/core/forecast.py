@@ -532,6 +532,28 @@ class PastForecasts:
                 del memo[old]
 
 
+def _past_origins(
+    history: StepSeries, now: int, skill_config: SkillConfig, past: PastForecasts
+) -> tuple[IntArray, FloatArray, float] | None:
+    """The origins scored at ``now`` (every hour of the last ``window_days``), what was
+    observed at each ``origin + L`` for leads 1..max_lead_h (NaN where not yet observed, or
+    missing), and the window's mean level (at least 1) that errors are relative to. Drops the
+    memo's older entries; None where the window holds no observation."""
+    current_hour = now // HOUR_S * HOUR_S
+    first = current_hour - skill_config.window_days * DAY_HOURS * HOUR_S
+    past.drop_before(first)
+    hours, observed = hourly_means(history, first, current_hour + HOUR_S)
+    if hours.size == 0:
+        return None
+    actual = np.full((current_hour - first) // HOUR_S + 1, np.nan)
+    actual[(hours - first) // HOUR_S] = observed
+    origins = np.arange(first, current_hour, HOUR_S, dtype=np.int64)
+    index = np.arange(origins.size)[:, None] + np.arange(1, skill_config.max_lead_h + 1)[None, :]
+    realised = np.where(index < actual.size, actual[np.minimum(index, actual.size - 1)], np.nan)
+    level = max(float(np.nanmean(np.abs(observed))), 1.0)
+    return origins, realised, level
+
+
 def measure_skill(
     history: StepSeries,
     now: int,
@@ -546,28 +568,19 @@ def measure_skill(
     skill_config = skill_config or SkillConfig()
     past = past if past is not None else PastForecasts()
     max_lead = skill_config.max_lead_h
-    current_hour = now // HOUR_S * HOUR_S
-    first = current_hour - skill_config.window_days * DAY_HOURS * HOUR_S
-    past.drop_before(first)
-    hours, observed = hourly_means(history, first, current_hour + HOUR_S)
-    if hours.size == 0:
+    window = _past_origins(history, now, skill_config, past)
+    if window is None:
         return ForecastSkill((1.0,), (0.0,), 0)
-    actual = np.full((current_hour - first) // HOUR_S + 1, np.nan)
-    actual[(hours - first) // HOUR_S] = observed
-    origins = np.arange(first, current_hour, HOUR_S, dtype=np.int64)
+    origins, realised, level = window
     base = np.full(origins.size, np.nan)
     predicted = np.full((origins.size, max_lead), np.nan)
     for row, origin in enumerate(origins.tolist()):
         made = past.at(history, origin, config, max_lead)
         if made is not None:
             base[row], predicted[row] = made
-    # realised[row, L-1] = A(origin + L), NaN where not yet observed.
-    index = np.arange(origins.size)[:, None] + np.arange(1, max_lead + 1)[None, :]
-    realised = np.where(index < actual.size, actual[np.minimum(index, actual.size - 1)], np.nan)
     predicted_change = predicted - base[:, None]
     actual_change = realised - base[:, None]
     valid = np.isfinite(predicted_change) & np.isfinite(actual_change)
-    level = max(float(np.nanmean(np.abs(observed))), 1.0)
     slopes, errors = [1.0], [0.0]
     for lead in range(max_lead):
         ok = valid[:, lead]
@@ -735,27 +748,19 @@ def learn_combination(
     skill_config = skill_config or SkillConfig()
     past = past if past is not None else PastForecasts()
     max_lead = skill_config.max_lead_h
-    current_hour = now // HOUR_S * HOUR_S
-    first = current_hour - skill_config.window_days * DAY_HOURS * HOUR_S
-    past.drop_before(first)
-    hours, observed = hourly_means(history, first, current_hour + HOUR_S)
     size = len(SIGNALS)
-    if hours.size == 0:
+    window = _past_origins(history, now, skill_config, past)
+    if window is None:
         return LearnedCombination(np.zeros((max_lead, size)), (0.0,), 0, 1.0)
-    actual = np.full((current_hour - first) // HOUR_S + 1, np.nan)
-    actual[(hours - first) // HOUR_S] = observed
-    origins = np.arange(first, current_hour, HOUR_S, dtype=np.int64)
+    origins, realised, level = window
     base = np.full(origins.size, np.nan)
     signals = np.full((origins.size, max_lead, size), np.nan)
     for row, origin in enumerate(origins.tolist()):
         made = past.features_at(history, origin, config, max_lead)
         if made is not None:
             base[row], signals[row] = made
-    index = np.arange(origins.size)[:, None] + np.arange(1, max_lead + 1)[None, :]
-    realised = np.where(index < actual.size, actual[np.minimum(index, actual.size - 1)], np.nan)
     change = realised - base[:, None]
     valid = np.isfinite(change) & np.all(np.isfinite(signals), axis=2)
-    level = max(float(np.nanmean(np.abs(observed))), 1.0)
     # All leads at once: invalid pairs weigh nothing.
     x = np.where(valid[:, :, None], signals, 0.0)
     y = np.where(valid, change, 0.0)
