@@ -18,20 +18,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from savings import ZONES  # the same 8 zones, run as bench/history_skill.py
+
 from webhook.core.forecast import SkillConfig
 from webhook.core.planner import PlannerSettings
 from webhook.sim.run import SimulationConfig, simulate
-
-ZONES = {
-    "US-CAL-CISO": ("US-CAL-CISO", "America/Los_Angeles"),
-    "GB": ("GB", "Europe/London"),
-    "DE": ("DE-LU", "Europe/Berlin"),
-    "ES": ("ES", "Europe/Madrid"),
-    "US-TEX-ERCO": ("US-TEX-ERCO", "America/Chicago"),
-    "US-MIDA-PJM": ("US-MIDA-PJM", "America/New_York"),
-    "NO": ("NO", "Europe/Oslo"),
-    "SG": ("SG", "Asia/Singapore"),
-}
 
 
 def run(job: tuple[str, str, bool, float, Path, str]) -> tuple[str, str, dict[str, float]]:
