@@ -505,14 +505,19 @@ def _due(job: TrackedJob, deferral: Deferral, target: datetime, knowledge: Knowl
         )
     min_shift = timedelta(seconds=knowledge.settings.replan_min_shift_s)
     if result.action == "move" and result.start - now >= min_shift:
-        return Move(
-            result.start,
-            deferral.release_at,
-            result.detail,
-            result.plan.savings_g,
-            _outlook(result.start, result, deferral, forecast, now),
-        )
+        return _move(result, deferral, forecast, now)
     return Release(planned, f"its planned time has come ({result.detail})", target)
+
+
+def _move(result: Replan, deferral: Deferral, forecast: _Usable, now: datetime) -> Move:
+    """Move the release to the re-plan's start, with what the new plan rests on."""
+    return Move(
+        result.start,
+        deferral.release_at,
+        result.detail,
+        result.plan.savings_g,
+        _outlook(result.start, result, deferral, forecast, now),
+    )
 
 
 def _waiting(
@@ -549,13 +554,7 @@ def _waiting(
         return Release(ReleaseReason.REPLANNED, f"re-planned: {result.detail}")
     shift = abs((result.start - deferral.release_at).total_seconds())
     if result.action == "move" and shift >= settings.replan_min_shift_s:
-        return Move(
-            result.start,
-            deferral.release_at,
-            result.detail,
-            result.plan.savings_g,
-            _outlook(result.start, result, deferral, forecast, now),
-        )
+        return _move(result, deferral, forecast, now)
     # Kept (or a move too small to make): the planned release stands.
     kept = _outlook(max(deferral.release_at, now), result, deferral, forecast, now)
     return Wait(min(target, next_check), f"re-planned, {result.detail}", True, next_check, kept)
