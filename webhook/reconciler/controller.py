@@ -236,6 +236,8 @@ class Reconciler:
             points_per_zone=settings.history_points_per_zone,
             max_zones=settings.history_max_zones,
         )
+        # The history version the ConfigMap is known to hold (0: empty, nothing to write).
+        self._history_stored = 0
         self._prices = prices
         self._want_zone = want_zone
         self.identity = identity or settings.identity or default_identity()
@@ -295,7 +297,7 @@ class Reconciler:
 
     def start(self) -> None:
         """Load the stored history, then start every thread."""
-        self._load_history()
+        self.load_history()
         feeds = [
             (f"reconciler-feed-{workload.plural}", feed.run)
             for workload, feed in zip(self._apis, self._feeds, strict=True)
@@ -948,7 +950,8 @@ class Reconciler:
 
     # -- intensity history -------------------------------------------------------------------
 
-    def _load_history(self) -> None:
+    def load_history(self) -> None:
+        """Read the stored history ConfigMap into the history (what another leader wrote)."""
         settings = self._settings
         try:
             stored = self._kube.get_config_map(settings.lease_namespace, settings.history_configmap)
@@ -963,16 +966,23 @@ class Reconciler:
         except HistoryFormatError as e:
             log.warning("intensity history ignored: %s", e)
             return
+        self._history_stored = self._history.version
         log.info("intensity history loaded for zones %s", ", ".join(self._history.zones))
 
     def _write_history(self) -> None:
-        written = self._history.version
         while not self._stop.wait(self._settings.history_flush_s):
-            if self._history.version == written or not self.leading():
-                continue
-            version = self._history.version
-            if self.save_history():
-                written = version
+            if self.leading():
+                self.flush_history()
+
+    def flush_history(self) -> bool:
+        """Write the history ConfigMap when the history changed since it was loaded or last
+        written (whenever the change was recorded, even before this thread first ran); True
+        when written."""
+        version = self._history.version
+        if version == self._history_stored or not self.save_history():
+            return False
+        self._history_stored = version
+        return True
 
     def save_history(self) -> bool:
         """Write the history ConfigMap (conditional on the version read); True when written."""

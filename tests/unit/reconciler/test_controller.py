@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from webhook.reconciler.feed import (
     read_job,
     read_not_deferred,
 )
+from webhook.reconciler.history import DATA_KEY
 from webhook.reconciler.kube import AlreadyExistsError, ConflictError, NotFoundError, Page
 from webhook.telemetry.metrics import ReconcilerMetrics
 from webhook.workloads.base import Workload
@@ -631,6 +633,56 @@ def test_a_released_job_is_accounted_when_it_finishes() -> None:
     h.at(at(2.5 * HOUR + 2))  # the gauges refresh every second
     assert len(h.kube.patches) == patches
     assert h.sample("greenlight_reconciler_tracked_jobs") == 0.0
+
+
+# --- The intensity history ConfigMap --------------------------------------------------------
+
+
+def _stored_zones(h: Harness) -> list[str]:
+    stored = h.kube.get_config_map(NAMESPACE, h.reconciler._settings.history_configmap)
+    assert stored is not None, "the history ConfigMap was not written"
+    return sorted(json.loads(stored["data"][DATA_KEY])["zones"])
+
+
+def test_observations_recorded_before_the_first_flush_are_written_once() -> None:
+    h = _harness()
+    # Recorded while the process starts, before the writer first looks (the e2e race).
+    h.reconciler.history.record("GB", _hourly({}, 200.0, hours=2))
+    h.reconciler.load_history()  # nothing stored yet
+    assert h.reconciler.flush_history()
+    assert _stored_zones(h) == ["GB"]
+    assert not h.reconciler.flush_history()  # nothing new
+    assert h.sample("greenlight_history_writes_total", outcome="ok") == 1.0
+
+
+def test_a_loaded_history_is_not_rewritten_until_something_new_is_observed() -> None:
+    first = _harness()
+    first.reconciler.history.record("GB", _hourly({}, 200.0, hours=2))
+    assert first.reconciler.flush_history()
+
+    h = _harness()
+    h.kube.config_maps = first.kube.config_maps
+    h.reconciler.load_history()
+    assert h.reconciler.history.zones == ["GB"]
+    assert not h.reconciler.flush_history()
+    h.reconciler.history.record("FR", _hourly({}, 50.0, hours=2))
+    assert h.reconciler.flush_history()
+    assert _stored_zones(h) == ["FR", "GB"]
+
+
+def test_a_failed_history_write_is_retried_at_the_next_flush() -> None:
+    h = _harness()
+    h.reconciler.history.record("GB", _hourly({}, 200.0, hours=2))
+    name = h.reconciler._settings.history_configmap
+    h.kube.config_maps[NAMESPACE, name] = {"metadata": {"name": name, "resourceVersion": "1"}}
+    stale = {"metadata": {"name": name, "resourceVersion": "0"}}
+    real_get = h.kube.get_config_map
+    h.kube.get_config_map = lambda namespace, name: stale  # type: ignore[method-assign]
+    assert not h.reconciler.flush_history()  # a conflict: written by someone else meanwhile
+    assert h.sample("greenlight_history_writes_total", outcome="conflict") == 1.0
+    h.kube.get_config_map = real_get  # type: ignore[method-assign]
+    assert h.reconciler.flush_history()
+    assert _stored_zones(h) == ["GB"]
 
 
 def test_the_gauges_count_the_waiting_jobs_and_the_overdue_ones() -> None:
