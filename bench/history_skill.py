@@ -1,12 +1,13 @@
 """Benchmark: the history-only forecaster's variants on every Electricity Maps run.
 
-    .venv/bin/python bench/history_skill.py [--years 2022,2023] [--z 0.5,0.75] [--learned both]
+    .venv/bin/python bench/history_skill.py [--years 2022,2023] [--z 0.9] [--learned both]
 
-For each variant (``SkillConfig.learned`` off/on x the planner's ``uncertainty_z`` at
-admission) replays the seed trace on the 8 zones x the given years in process, two at a time,
-through ``webhook.sim.run.simulate`` (what ``greenlight simulate --forecast history`` runs),
-and prints per run greenlight's capture of the oracle's saving / jobs made worse (%), then the
-mean capture and the worst run's worse-jobs share per variant.
+For each variant (``SkillConfig.learned`` off/on x the planner's ``history_uncertainty_z``,
+the margin at admission on a history forecast) replays the seed trace on the 8 zones x the
+given years in process, two at a time, through ``webhook.sim.run.simulate`` (what
+``greenlight simulate --forecast history`` runs), and prints per run greenlight's capture of the
+oracle's saving / jobs made worse (%), then the mean capture and the worst run's worse-jobs
+share per variant.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def run(job: tuple[str, str, bool, float, Path, str]) -> tuple[str, str, dict[st
         tz=tz,
         policies=("greenlight",),
         forecast="history",
-        planner=PlannerSettings(uncertainty_z=z),
+        planner=PlannerSettings(history_uncertainty_z=z),
         skill=replace(SkillConfig(), learned=learned),
     )
     metrics = simulate(config).metrics["greenlight"]
@@ -52,7 +53,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/carbon"))
     parser.add_argument("--years", default="2022,2023")
     parser.add_argument("--zones", default=",".join(ZONES))
-    parser.add_argument("--z", default="0.5,0.75", help="uncertainty_z values at admission")
+    parser.add_argument("--z", default="0.9", help="history_uncertainty_z values (comma-separated)")
     parser.add_argument("--learned", choices=("off", "on", "both"), default="both")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)

@@ -151,6 +151,27 @@ def test_saving_within_the_forecast_uncertainty_runs_now() -> None:
     assert confident.deferred
 
 
+def test_a_history_forecast_needs_the_wider_history_margin_at_admission_only() -> None:
+    settings = PlannerSettings(min_saving_pct=0, uncertainty_z=0.5, history_uncertainty_z=0.9)
+    provider = ForecastUncertainty(error_pct=20.0)
+    history = ForecastUncertainty(error_pct=20.0, from_history=True)
+    forecast = hourly(100, 85, 100)  # a 15 % saving: above 0.5 x 20 %, within 0.9 x 20 %
+    assert plan(request(), forecast, settings, uncertainty=provider).deferred
+    held_back = plan(request(), forecast, settings, uncertainty=history)
+    assert held_back.reason == "saving-within-uncertainty"
+    assert "18.0%" in held_back.detail
+    # Once deferred, a waiting Job follows the best estimate whatever its forecast's source.
+    waiting = replan(
+        T0 + timedelta(hours=1),
+        request(),
+        now=T0,
+        forecast=forecast,
+        settings=settings,
+        uncertainty=history,
+    )
+    assert waiting.action == "keep"
+
+
 def test_uncertainty_shrinks_toward_the_next_hours() -> None:
     uncertainty = ForecastUncertainty(error_pct=10.0, decay_per_hour=0.9)
     assert uncertainty.at_lead(0) == 0

@@ -44,6 +44,9 @@ class ForecastUncertainty:
     by_lead_pct: tuple[float, ...] = ()
     """Measured error (%) at leads 0, 1, 2, ... hours where known; it takes precedence over
     the AR(1) curve (beyond the table, its last value holds)."""
+    from_history: bool = False
+    """The forecast is greenlight's own, from recorded history (no provider forecast): the
+    planner then asks for its wider ``history_uncertainty_z`` margin."""
 
     def at_lead(self, lead_s: float) -> float:
         lead_h = max(lead_s, 0.0) / 3600.0
@@ -142,7 +145,7 @@ class HistoryForecast:
     @property
     def uncertainty(self) -> ForecastUncertainty:
         by_lead = self.skill.error_by_lead_pct if self.skill is not None else ()
-        return ForecastUncertainty(self.error_pct, self.decay_per_hour, by_lead)
+        return ForecastUncertainty(self.error_pct, self.decay_per_hour, by_lead, from_history=True)
 
 
 def history_forecast(

@@ -70,6 +70,14 @@ class PlannerSettings(BaseModel):
         "deferred only if the predicted saving is above uncertainty_z x the forecast's relative "
         "error at the planned lead time.",
     )
+    history_uncertainty_z: float = Field(
+        default=0.9,
+        ge=0.0,
+        description="The same margin at admission when the forecast is greenlight's own, from "
+        "recorded history (no provider forecast: free plans, outages). Wider, because a history "
+        "forecast cannot see weather-driven swings: at 0.9 every zone and year measured, "
+        "2021-2023, kept at most 5 % of Jobs made worse (docs/benchmarks.md).",
+    )
     default_forecast_error_pct: float = Field(
         default=10.0,
         ge=0.0,
@@ -267,7 +275,8 @@ def plan(
     # Relative to zero or negative emissions, any real saving is worth the full percentage.
     judged_pct = savings_pct if emissions_now > 0 else (100.0 if savings > 0 else 0.0)
     lead = evaluation.start - decided
-    margin_pct = settings.uncertainty_z * uncertainty.at_lead(lead)
+    z = settings.history_uncertainty_z if uncertainty.from_history else settings.uncertainty_z
+    margin_pct = z * uncertainty.at_lead(lead)
 
     def decide(start: int, reason: ReasonCode, detail: str) -> Plan:
         planned = evaluation if start != decided else None
@@ -357,7 +366,8 @@ def replan(
     - Otherwise the release moves only when the new window beats the current one by the
       hysteresis; else it is kept (bounded churn).
     """
-    waiting = settings.model_copy(update={"uncertainty_z": settings.waiting_uncertainty_z})
+    z = settings.waiting_uncertainty_z
+    waiting = settings.model_copy(update={"uncertainty_z": z, "history_uncertainty_z": z})
     fresh = plan(request, forecast, waiting, prices=prices, uncertainty=uncertainty, now=now)
     now_s = to_epoch(now)
     current_s = min(max(to_epoch(current_start), now_s), to_epoch(fresh.latest_start))

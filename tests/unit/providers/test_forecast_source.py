@@ -226,6 +226,8 @@ async def test_the_history_fallback_is_the_simulators_skill_aware_forecast() -> 
     assert np.array_equal(result.series.times, expected.series.times)
     assert np.allclose(result.series.values, expected.series.values)
     assert result.uncertainty == expected.uncertainty
+    assert result.uncertainty is not None
+    assert result.uncertainty.from_history  # the planner's wider history margin
 
 
 async def test_an_outage_of_any_length_degrades_stale_then_history_then_never_blocks() -> None:
@@ -296,6 +298,7 @@ def test_forecasts_issued_earlier_let_the_correction_measure_the_providers_error
     unknown = choose_forecast(**common)
     assert measured.uncertainty is not None
     assert measured.uncertainty.error_pct == pytest.approx(20.0)  # |250 - 300| / 250
+    assert not measured.uncertainty.from_history
     assert unknown.uncertainty is None
     # The correction moves the next hour toward what was observed (250), not the raw 301.
     assert measured.series is not None
