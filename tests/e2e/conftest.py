@@ -57,6 +57,19 @@ KEEP_LOGS_ENV = "GREENLIGHT_E2E_LOGS"
 _E2E_DIR = Path(__file__).parent
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test's report ends with the logs of the processes it started (a fixture value
+    with ``failure_logs()``): CI keeps only what pytest prints."""
+    report = yield
+    if report.when == "call" and report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            failure_logs = getattr(value, "failure_logs", None)
+            if callable(failure_logs):
+                report.sections.extend(failure_logs())
+    return report
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _E2E_DIR in item.path.parents:

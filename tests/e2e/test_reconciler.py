@@ -136,6 +136,13 @@ class Cluster:
     lease: str = field(default_factory=lambda: f"rc-{uuid.uuid4().hex[:8]}")
     started: list[Any] = field(default_factory=list)
 
+    def failure_logs(self, tail: int = 3000) -> list[tuple[str, str]]:
+        """The end of each greenlight process's log, for the report of a failed test."""
+        return [
+            (f"greenlight {process.identity} log ({process.log_path.name})", process.log()[-tail:])
+            for process in self.started
+        ]
+
     @property
     def batch(self) -> Any:
         return client.BatchV1Api(self.api)
