@@ -979,12 +979,12 @@ class Reconciler:
         written (whenever the change was recorded, even before this thread first ran); True
         when written."""
         version = self._history.version
-        if version == self._history_stored or not self.save_history():
+        if version == self._history_stored or not self._save_history():
             return False
         self._history_stored = version
         return True
 
-    def save_history(self) -> bool:
+    def _save_history(self) -> bool:
         """Write the history ConfigMap (conditional on the version read); True when written."""
         settings = self._settings
         namespace, name = settings.lease_namespace, settings.history_configmap
